@@ -1,0 +1,1 @@
+"""Where jobs run: a Slurm cluster, or (without Slurm) detached local processes."""

@@ -1,0 +1,60 @@
+"""The error hierarchy: every error carries the one line a user should read.
+
+The CLI prints ``str(error)`` and exits non-zero; nothing else is shown, so messages must stand
+alone (what went wrong, and where).
+"""
+
+from __future__ import annotations
+
+
+class VecInfError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ConfigError(VecInfError):
+    """Bad configuration or options: a file, a value, an unknown model."""
+
+
+class ModelNotFoundError(ConfigError):
+    """The model is in neither the built-in catalog nor the user's file."""
+
+    def __init__(self, name: str, suggestions: list[str] | None = None) -> None:
+        self.name = name
+        self.suggestions = suggestions or []
+        hint = f" Did you mean: {', '.join(self.suggestions)}?" if self.suggestions else ""
+        super().__init__(f"Unknown model '{name}'.{hint}")
+
+
+class InvalidJobIdError(ConfigError):
+    """A job id that is not ``N`` or ``N+M``."""
+
+    def __init__(self, value: str) -> None:
+        super().__init__(f"Invalid job id {value!r}: expected digits, or MAIN+OFFSET such as 1234+1.")
+
+
+class SlurmError(VecInfError):
+    """A Slurm command failed. ``transient`` says whether retrying can help."""
+
+    transient: bool = False
+
+
+class SlurmTransientError(SlurmError):
+    """The controller did not answer (timeout, unreachable): retry with backoff."""
+
+    transient = True
+
+
+class SlurmPermanentError(SlurmError):
+    """Slurm refused the request (bad qos, partition, gres ...): retrying cannot help."""
+
+
+class SlurmNotInstalledError(SlurmPermanentError):
+    """The Slurm commands are not on PATH."""
+
+
+class JobNotFoundError(VecInfError):
+    """Neither Slurm nor our job records know this job id."""
+
+
+class ServerError(VecInfError):
+    """A server failed, shut down, or did not become ready in time."""
