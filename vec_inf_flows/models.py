@@ -1,0 +1,52 @@
+"""Typed return values of the public API (also what ``--json-mode`` prints)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ServerStatus(StrEnum):
+    PENDING = "PENDING"  # submitted, waiting for resources (see pending_reason)
+    LAUNCHING = "LAUNCHING"  # job running, server not answering /health yet
+    READY = "READY"  # /health answered 200; base_url is set
+    FAILED = "FAILED"  # the server or its job failed (see failed_reason)
+    SHUTDOWN = "SHUTDOWN"  # cancelled, timed out, completed or forgotten by Slurm
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class LaunchResponse(_Model):
+    job_id: str
+    job_name: str
+    model_name: str
+    job_dir: str
+    config: dict[str, Any]  # the launch config as written to the job's JSON (secrets redacted)
+
+
+class BatchLaunchResponse(_Model):
+    job_id: str  # the het job's leader id
+    job_name: str
+    job_ids: list[str]  # one per model, "MAIN+OFFSET"
+    model_names: list[str]
+    servers: list[LaunchResponse]
+
+
+class StatusResponse(_Model):
+    job_id: str
+    model_name: str
+    server_status: ServerStatus
+    base_url: str | None = None  # only when READY, e.g. http://node1:41234/v1
+    pending_reason: str | None = None
+    failed_reason: str | None = None
+    slurm_state: str | None = None  # the scheduler's raw word, when it still knows the job
+    node: str | None = None
+    job_dir: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.server_status in (ServerStatus.FAILED, ServerStatus.SHUTDOWN)
