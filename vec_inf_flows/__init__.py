@@ -1,0 +1,29 @@
+"""vec-inf-flows: OpenAI-compatible inference servers on Slurm, as retryable Prefect tasks.
+
+Importing the package is cheap and never imports Prefect; ``VecInfClient`` and the models load
+on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from vec_inf_flows.client import VecInfClient
+    from vec_inf_flows.models import ServerStatus, StatusResponse
+
+__all__ = ["ServerStatus", "StatusResponse", "VecInfClient", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "VecInfClient":
+        from vec_inf_flows.client import VecInfClient
+
+        return VecInfClient
+    if name in ("ServerStatus", "StatusResponse", "LaunchResponse", "MetricsResponse"):
+        from vec_inf_flows import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module 'vec_inf_flows' has no attribute {name!r}")

@@ -106,3 +106,12 @@ def lookup(log_dir: str | Path, job_id: str) -> Path | None:
     except OSError:
         return None
     return target if target.is_dir() else None
+
+
+def state_home() -> Path:
+    """Where the job index lives (``VEC_INF_FLOWS_HOME``, default ``~/.vec-inf-flows``).
+
+    The index maps job ids to job directories whatever log dir each launch used, so ``status``
+    needs nothing but the id.
+    """
+    return Path(os.environ.get("VEC_INF_FLOWS_HOME") or Path.home() / ".vec-inf-flows").expanduser()

@@ -43,6 +43,9 @@ class StatusResponse(_Model):
     base_url: str | None = None  # only when READY, e.g. http://node1:41234/v1
     pending_reason: str | None = None
     failed_reason: str | None = None
+    # Why a server is SHUTDOWN ("cancelled", "time limit reached" ...), or what a LAUNCHING
+    # server is still waiting for (e.g. "/health: connection refused").
+    detail: str | None = None
     slurm_state: str | None = None  # the scheduler's raw word, when it still knows the job
     node: str | None = None
     job_dir: str | None = None
@@ -50,3 +53,21 @@ class StatusResponse(_Model):
     @property
     def terminal(self) -> bool:
         return self.server_status in (ServerStatus.FAILED, ServerStatus.SHUTDOWN)
+
+
+class ModelInfo(_Model):
+    name: str
+    family: str
+    variant: str | None
+    model_type: str
+
+
+class MetricsResponse(_Model):
+    """One scrape of a READY server, with rates over the window since ``previous`` when given."""
+
+    job_id: str
+    model_name: str
+    base_url: str
+    timestamp: float
+    metrics: Any  # vec_inf_flows.server.metrics.ServerMetrics
+    snapshot: Any  # vec_inf_flows.server.metrics.MetricsSnapshot (pass back as ``previous``)

@@ -1,0 +1,160 @@
+"""One function per CLI command: call the client, then render a table or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+
+from vec_inf_flows.cli import render
+from vec_inf_flows.client import VecInfClient
+from vec_inf_flows.models import MetricsResponse, StatusResponse
+
+Overrides = Callable[[argparse.Namespace], dict[str, Any]]
+
+
+def dispatch(args: argparse.Namespace, overrides: Overrides) -> int:
+    console = Console()
+    if args.command == "run":
+        from vec_inf_flows.cli.run import run_command
+
+        return run_command(args, overrides(args), console)
+    handler = _HANDLERS[args.command]
+    return handler(args, overrides, console)
+
+
+def _launch(args: argparse.Namespace, overrides: Overrides, console: Console) -> int:
+    client = VecInfClient()
+    response = client.launch(args.model_name, **overrides(args))
+    if args.json_mode:
+        render.print_json(console, response.model_dump())
+    else:
+        console.print(render.launch_table(response))
+    if args.wait:
+        status = client.wait_until_ready(response.job_id, timeout=args.timeout)
+        _print_status(console, status, args.json_mode)
+    return 0
+
+
+def _batch_launch(args: argparse.Namespace, overrides: Overrides, console: Console) -> int:
+    response = VecInfClient().batch_launch(args.model_names, args.batch_config)
+    if args.json_mode:
+        render.print_json(console, response.model_dump())
+    else:
+        console.print(render.batch_table(response))
+    return 0
+
+
+def _print_status(console: Console, status: StatusResponse, json_mode: bool) -> None:
+    if json_mode:
+        render.print_json(console, status.model_dump(mode="json"))
+    else:
+        console.print(render.status_table(status))
+
+
+def _status(args: argparse.Namespace, overrides: Overrides, console: Console) -> int:
+    client = VecInfClient()
+    if len(args.job_ids) == 1:
+        _print_status(console, client.status(args.job_ids[0]), args.json_mode)
+        return 0
+    statuses = client.statuses(args.job_ids or None)
+    if args.json_mode:
+        render.print_json(console, [status.model_dump(mode="json") for status in statuses])
+    elif not statuses:
+        console.print("No vec-inf-flows servers found.")
+    else:
+        console.print(render.status_list_table(statuses))
+    return 0
+
+
+def _metrics(args: argparse.Namespace, overrides: Overrides, console: Console) -> int:
+    from vec_inf_flows.server.metrics import metrics_rows
+
+    client = VecInfClient()
+    current = client.metrics(args.job_id)
+    if args.once:
+        _print_metrics(console, current, args.json_mode)
+        return 0
+    if args.json_mode:  # one JSON object per line, for machines that follow along
+        try:
+            while True:
+                _print_metrics(console, current, True)
+                time.sleep(args.interval)
+                current = client.metrics(args.job_id, previous=current)
+        except KeyboardInterrupt:
+            return 0
+    from rich.live import Live
+
+    title = f"Metric ({current.model_name}, job {current.job_id})"
+    with Live(render.metrics_table(metrics_rows(current.metrics), title), console=console) as live:
+        try:
+            while True:
+                time.sleep(args.interval)
+                current = client.metrics(args.job_id, previous=current)
+                live.update(render.metrics_table(metrics_rows(current.metrics), title))
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def _print_metrics(console: Console, response: MetricsResponse, json_mode: bool) -> None:
+    from vec_inf_flows.server.metrics import metrics_rows
+
+    if json_mode:
+        print(
+            response.model_dump_json(include={"job_id", "model_name", "base_url", "timestamp"})[:-1]
+            + ',"metrics":'
+            + response.metrics.model_dump_json()
+            + "}"
+        )
+    else:
+        console.print(render.metrics_table(metrics_rows(response.metrics)))
+
+
+def _shutdown(args: argparse.Namespace, overrides: Overrides, console: Console) -> int:
+    ids = VecInfClient().shutdown(args.job_ids)
+    if args.json_mode:
+        render.print_json(console, {"shutdown": ids})
+    else:
+        for job_id in ids:
+            console.print(f"Shutting down model with Slurm Job ID: {job_id}")
+    return 0
+
+
+def _list(args: argparse.Namespace, overrides: Overrides, console: Console) -> int:
+    client = VecInfClient()
+    if args.model_name:
+        config = client.model_config(args.model_name)
+        dumped = config.model_dump(mode="json", exclude_none=False)
+        if args.json_mode:
+            render.print_json(console, {"model_name": args.model_name, **dumped})
+        else:
+            rows = render.model_config_rows(args.model_name, dumped)
+            console.print(render.key_value_table("Model Config", rows))
+        return 0
+    models = client.list_models()
+    if args.json_mode:
+        render.print_json(console, [info.name for info in models])
+    else:
+        console.print(render.models_table(models))
+    return 0
+
+
+def _wait(args: argparse.Namespace, overrides: Overrides, console: Console) -> int:
+    status = VecInfClient().wait_until_ready(args.job_id, timeout=args.timeout)
+    _print_status(console, status, args.json_mode)
+    return 0
+
+
+_HANDLERS: dict[str, Callable[[argparse.Namespace, Overrides, Console], int]] = {
+    "launch": _launch,
+    "batch-launch": _batch_launch,
+    "status": _status,
+    "metrics": _metrics,
+    "shutdown": _shutdown,
+    "list": _list,
+    "wait": _wait,
+}

@@ -1,0 +1,153 @@
+"""``vec-inf-flows run FLOW``: run a flow in-process, or trigger a deployment.
+
+This is the only command that imports Prefect, and it does so inside the function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+
+from vec_inf_flows.errors import ConfigError
+
+FLOWS = {
+    "serve-and-run": "vec_inf_flows.flows.serve_and_run:serve_and_run",
+    "evaluate": "vec_inf_flows.flows.evaluate:evaluate",
+    "batch-serve": "vec_inf_flows.flows.batch_serve:batch_serve",
+    "cleanup": "vec_inf_flows.flows.cleanup:cleanup",
+}
+
+
+def add_run_command(
+    commands: Any, add_launch_options: Callable[[argparse.ArgumentParser], None]
+) -> None:
+    run = commands.add_parser(
+        "run",
+        help="Run a flow (serve-and-run, evaluate, batch-serve, cleanup).",
+        description="Run a flow in this process, or trigger a deployment with --deployment.",
+    )
+    run.add_argument("flow", metavar="FLOW", choices=sorted(FLOWS))
+    run.add_argument("--model", dest="model_name", help="Model to serve (serve-and-run).")
+    run.add_argument("--models", help="Comma-separated models (evaluate, batch-serve).")
+    run.add_argument("--job-id", help="Attach to this READY server instead of launching one.")
+    run.add_argument("--input", dest="dataset", help="JSONL/CSV file of requests.")
+    run.add_argument("--datasets", help="Comma-separated request files (evaluate).")
+    run.add_argument("--output", help="Output JSONL file (one record per request).")
+    run.add_argument("--output-dir", help="Directory for result files.")
+    run.add_argument("--chunk-size", type=int, help="Requests per task run.")
+    run.add_argument("--max-concurrent-servers", type=int, help="GPU budget (evaluate).")
+    run.add_argument("--ready-timeout", type=float, help="Seconds to wait for READY.")
+    run.add_argument("--dry-run", action="store_true", default=None, help="cleanup: only report.")
+    run.add_argument("--cluster-block", help="Name of a saved SlurmCluster block.")
+    run.add_argument("--server-block", help="Name of a saved model-server block.")
+    run.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Any flow parameter; VALUE is parsed as JSON when it can be.",
+    )
+    run.add_argument("--deployment", help="Trigger this deployment (FLOW/NAME) on a Prefect server.")
+    run.add_argument("--json-mode", action="store_true", help="Print the result as JSON.")
+    add_launch_options(run)
+
+
+def _parse_params(pairs: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--param {pair!r}: expected KEY=VALUE.")
+        try:
+            params[key.replace("-", "_")] = json.loads(raw)
+        except ValueError:
+            params[key.replace("-", "_")] = raw
+    return params
+
+
+def flow_parameters(args: argparse.Namespace, launch_options: dict[str, Any]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    simple = (
+        "model_name", "job_id", "dataset", "output", "output_dir", "chunk_size",
+        "max_concurrent_servers", "ready_timeout", "dry_run", "cluster_block", "server_block",
+    )  # fmt: skip
+    for name in simple:
+        value = getattr(args, name, None)
+        if value is not None:
+            params[name] = value
+    if args.models:
+        params["models" if args.flow == "evaluate" else "model_names"] = _split(args.models)
+    if args.datasets:
+        params["datasets"] = _split(args.datasets)
+    if launch_options:
+        params["launch_options"] = launch_options
+    params.update(_parse_params(args.param))
+    return params
+
+
+def _split(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def run_command(args: argparse.Namespace, launch_options: dict[str, Any], console: Console) -> int:
+    params = flow_parameters(args, launch_options)
+    if "api_key" in launch_options:
+        raise ConfigError(
+            "An API key cannot be passed as a flow parameter (it would be stored in the run); "
+            "put it in a model-server block and use --server-block."
+        )
+    if args.deployment:
+        return _trigger_deployment(args.deployment, params, console, args.json_mode)
+    return _run_in_process(args.flow, params, console, args.json_mode)
+
+
+def _load_flow(flow: str) -> Any:
+    import importlib
+
+    module_name, _, attribute = FLOWS[flow].partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def _run_in_process(flow: str, params: dict[str, Any], console: Console, json_mode: bool) -> int:
+    if not os.environ.get("PREFECT_API_URL"):
+        console.print(
+            "[dim]No PREFECT_API_URL set: using Prefect's embedded temporary server "
+            "(starts in ~10 s; the run is not kept after exit).[/]",
+            highlight=False,
+        )
+    from prefect import get_client  # noqa: F401  (fail early with a clear import error)
+
+    flow_fn = _load_flow(flow)
+    from vec_inf_flows.cli.run_report import report, run_with_progress
+
+    state, run_id = run_with_progress(flow_fn, params, console)
+    return report(console, flow, state, run_id, json_mode)
+
+
+def _trigger_deployment(name: str, params: dict[str, Any], console: Console, json_mode: bool) -> int:
+    if not os.environ.get("PREFECT_API_URL"):
+        raise ConfigError("--deployment needs a Prefect server: set PREFECT_API_URL.")
+    from prefect.deployments import run_deployment
+
+    flow_run = run_deployment(name=name, parameters=params, timeout=0)
+    url = _ui_url(str(flow_run.id))
+    if json_mode:
+        print(json.dumps({"flow_run_id": str(flow_run.id), "ui_url": url}))
+    else:
+        console.print(f"Triggered deployment {name}: flow run {flow_run.id}")
+        if url:
+            console.print(f"View it at {url}")
+    return 0
+
+
+def _ui_url(flow_run_id: str) -> str | None:
+    api = os.environ.get("PREFECT_UI_URL") or os.environ.get("PREFECT_API_URL")
+    if not api:
+        return None
+    base = api.rstrip("/").removesuffix("/api")
+    return f"{base}/runs/flow-run/{flow_run_id}"
