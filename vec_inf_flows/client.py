@@ -158,24 +158,24 @@ class VecInfClient:
     ) -> BatchLaunchResponse:
         """Submit several servers as ONE heterogeneous job: all start once all are allocated."""
         from vec_inf_flows.catalog.resolve import resolve_batch
-        from vec_inf_flows.scripts.render import render_batch_script
+        from vec_inf_flows.scripts.render import batch_job_paths, render_batch_script
 
         if len(model_names) < 2:
             raise ConfigError("batch-launch needs at least two models.")
         specs = resolve_batch(list(model_names), batch_config)
-        token = secrets.token_hex(4)
-        job_names = [f"{spec.job_name_prefix}-{token}" for spec in specs]
+        # Every component carries the same unique name, so one look-up finds them all.
+        job_name = f"BATCH-vec-inf-{secrets.token_hex(4)}"
         batch_name = "BATCH-" + "-".join(spec.model_name for spec in specs)
-        script = render_batch_script(specs, job_names, batch_name)
-        leader = self.backend.submit(script, job_names[0], hold=True)
+        script = render_batch_script(specs, job_name, batch_name)
+        leader = self.backend.submit(script, job_name, hold=True)
         try:
             servers = [
-                self._prepare(spec, f"{leader}+{offset}", job_names[offset], script, labels)
+                self._prepare(spec, f"{leader}+{offset}", job_name, script, labels)
                 for offset, spec in enumerate(specs)
             ]
-            batch_dir = Path(specs[0].log_dir) / batch_name / f"{batch_name}.{leader}"
-            batch_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
-            jobdir.atomic_write(batch_dir / f"{batch_name}.{leader}.slurm", script)
+            batch_paths = batch_job_paths(specs[0].log_dir, batch_name, leader)
+            batch_paths.directory.mkdir(parents=True, exist_ok=True, mode=0o755)
+            jobdir.atomic_write(batch_paths.script, script)
             self.backend.release(leader)
         except BaseException:
             self._cancel_quietly([leader])
@@ -197,15 +197,16 @@ class VecInfClient:
         labels: Mapping[str, str] | None,
     ) -> LaunchResponse:
         """Write the job directory before the held job is released, so the job finds it."""
-        from vec_inf_flows.scripts.launcher import launcher_source
+        from vec_inf_flows.scripts.environment import render_secrets_env
+        from vec_inf_flows.scripts.render import LAUNCHER_FILENAME, launcher_source
 
         paths = JobPaths.for_job(spec.log_dir, spec.model_family, spec.model_name, job_id)
         paths.directory.mkdir(parents=True, exist_ok=True, mode=0o755)
         config = launch_record(spec, job_id, job_name, paths, labels)
         jobdir.atomic_write(paths.script, script)
-        jobdir.atomic_write(paths.directory / "launcher.py", launcher_source())
+        jobdir.atomic_write(paths.directory / LAUNCHER_FILENAME, launcher_source())
         if spec.secret_env:
-            jobdir.atomic_write(paths.secrets, _secrets_file(spec.secret_env), mode=0o600)
+            jobdir.atomic_write(paths.secrets, render_secrets_env(spec.secret_env), mode=0o600)
         jobdir.write_json(paths.json, config)
         jobdir.register(self.state_dir, job_id, paths.directory)
         return LaunchResponse(
@@ -247,8 +248,12 @@ class VecInfClient:
         }
         health = check_health_many(list(to_probe.values()), timeout=self._health_timeout)
         return [
-            self._decide(job_id, records.get(job_id), files[job_id], verdicts[job_id], health.get(
-                to_probe.get(job_id, ""))
+            self._decide(
+                job_id,
+                records.get(job_id),
+                files[job_id],
+                verdicts[job_id],
+                health.get(to_probe.get(job_id, "")),
             )
             for job_id in ids
         ]
@@ -425,12 +430,6 @@ def launch_record(
         }
     )
     return data
-
-
-def _secrets_file(secret_env: Sequence[tuple[str, str]]) -> str:
-    import shlex
-
-    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in secret_env)
 
 
 def _log_verdict(files: _JobFiles) -> Any:

@@ -76,7 +76,7 @@ def _launch_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vec-inf-flows",
-        description="Launch OpenAI-compatible inference servers on Slurm and run pipelines on them.",
+        description="Launch OpenAI-compatible inference servers on Slurm; run pipelines on them.",
     )
     parser.add_argument("--version", action="version", version=f"vec-inf-flows {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         code = 130
-    except Exception as error:  # noqa: BLE001 - the single place errors become one line
+    except Exception as error:
         print(f"Error: {_one_line(error)}", file=sys.stderr)
         code = 1
     sys.exit(code)
@@ -144,7 +144,7 @@ def _one_line(error: BaseException) -> str:
     try:
         from pydantic import ValidationError
     except ImportError:  # pragma: no cover
-        ValidationError = ()  # type: ignore[assignment,misc]  # noqa: N806
+        ValidationError = ()  # type: ignore[assignment,misc]
     if isinstance(error, ValidationError):
         first = error.errors()[0]
         where = ".".join(str(part) for part in first.get("loc", ()))

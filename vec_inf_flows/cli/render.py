@@ -25,7 +25,12 @@ _STATUS_STYLE = {
     ServerStatus.SHUTDOWN: "dim",
 }
 
-_TYPE_STYLE = {"LLM": "cyan", "VLM": "bright_blue", "Text_Embedding": "purple", "Reward_Modeling": "magenta"}
+_TYPE_STYLE = {
+    "LLM": "cyan",
+    "VLM": "bright_blue",
+    "Text_Embedding": "purple",
+    "Reward_Modeling": "magenta",
+}
 
 
 def print_json(console: Console, payload: Any) -> None:
@@ -49,7 +54,9 @@ def _engine_label(engine: str) -> str:
     )
 
 
-def _engine_arg_rows(engine: str, args: Mapping[str, Any], indent: str = "  ") -> list[tuple[str, str]]:
+def _engine_arg_rows(
+    engine: str, args: Mapping[str, Any], indent: str = "  "
+) -> list[tuple[str, str]]:
     if not args:
         return []
     title = {"sglang": "SGLang Arguments:"}.get(engine, "vLLM Arguments:")
@@ -145,6 +152,8 @@ def status_table(status: StatusResponse) -> Table:
     if status.failed_reason:
         rows.append(("Failed Reason", status.failed_reason))
     rows.append(("Base URL", status.base_url or "UNAVAILABLE"))
+    if status.detail:
+        rows.append(("Detail", status.detail))
     if status.slurm_state:
         rows.append(("Slurm State", status.slurm_state))
     return key_value_table("Job Status", rows)
@@ -161,7 +170,7 @@ def status_list_table(statuses: Sequence[StatusResponse]) -> Table:
             status.model_name,
             f"[{style}]{status.server_status.value}[/]",
             status.base_url or "UNAVAILABLE",
-            status.pending_reason or status.failed_reason or "",
+            status.pending_reason or status.failed_reason or status.detail or "",
         )
     return table
 
@@ -172,9 +181,7 @@ def models_table(models: Sequence[ModelInfo]) -> Table:
         table.add_column(column)
     for info in models:
         style = _TYPE_STYLE.get(info.model_type, "")
-        table.add_row(
-            f"[{style}]{info.name}[/]", info.family, info.variant or "", info.model_type
-        )
+        table.add_row(f"[{style}]{info.name}[/]", info.family, info.variant or "", info.model_type)
     return table
 
 

@@ -52,7 +52,9 @@ def add_run_command(
         metavar="KEY=VALUE",
         help="Any flow parameter; VALUE is parsed as JSON when it can be.",
     )
-    run.add_argument("--deployment", help="Trigger this deployment (FLOW/NAME) on a Prefect server.")
+    run.add_argument(
+        "--deployment", help="Trigger this deployment (FLOW/NAME) on a Prefect server."
+    )
     run.add_argument("--json-mode", action="store_true", help="Print the result as JSON.")
     add_launch_options(run)
 
@@ -129,7 +131,9 @@ def _run_in_process(flow: str, params: dict[str, Any], console: Console, json_mo
     return report(console, flow, state, run_id, json_mode)
 
 
-def _trigger_deployment(name: str, params: dict[str, Any], console: Console, json_mode: bool) -> int:
+def _trigger_deployment(
+    name: str, params: dict[str, Any], console: Console, json_mode: bool
+) -> int:
     if not os.environ.get("PREFECT_API_URL"):
         raise ConfigError("--deployment needs a Prefect server: set PREFECT_API_URL.")
     from prefect.deployments import run_deployment

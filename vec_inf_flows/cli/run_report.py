@@ -42,14 +42,20 @@ def report(console: Console, flow: str, state: Any, run_id: str, json_mode: bool
     error: str | None = None
     try:
         result = state.result(raise_on_failure=True)
-    except BaseException as exc:  # noqa: BLE001 - report the flow's own error in one line
+    except BaseException as exc:
         error = " ".join(str(exc).split()) or type(exc).__name__
     url = _ui_url(run_id)
     if json_mode:
         print(
             json.dumps(
-                {"flow": flow, "flow_run_id": run_id, "state": state.type.value,
-                 "ui_url": url, "result": result, "error": error},
+                {
+                    "flow": flow,
+                    "flow_run_id": run_id,
+                    "state": state.type.value,
+                    "ui_url": url,
+                    "result": result,
+                    "error": error,
+                },
                 default=str,
             )
         )

@@ -1,0 +1,169 @@
+"""Reading one ``models.yaml``-format file into checked raw sections.
+
+Only the shape is checked here (which keys exist, where); values are validated after merging,
+so a user file may name just the one field it changes. Unknown keys are refused by name: the
+anchor silently ignored typos such as ``mem-per-node``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vec_inf_flows.catalog.schema import ENTRY_KEYS, NAME_PATTERN
+from vec_inf_flows.errors import ConfigError
+
+# Keys a ``defaults:`` section may set for every model (see loader.py for precedence).
+SITE_KEYS = frozenset(
+    {
+        "partition",
+        "qos",
+        "account",
+        "resource_type",
+        "exclude",
+        "nodelist",
+        "work_dir",
+        "log_dir",
+        "model_weights_parent_dir",
+        "venv",
+        "container_image",
+        "bind",
+        "python",
+        "engine",
+    }
+)
+SIZING_KEYS = frozenset({"cpus_per_task", "mem_per_node", "time", "env"})
+DEFAULT_KEYS = SITE_KEYS | SIZING_KEYS
+_TOP_LEVEL_KEYS = ("models", "defaults")
+
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc]
+    """SafeLoader without YAML 1.1 base-60 numbers: ``time: 10:00:00`` stays a string."""
+
+
+def _int_or_text(loader: Any, node: yaml.ScalarNode) -> object:
+    text = loader.construct_scalar(node)
+    return text if ":" in text else yaml.SafeLoader.construct_yaml_int(loader, node)
+
+
+def _float_or_text(loader: Any, node: yaml.ScalarNode) -> object:
+    text = loader.construct_scalar(node)
+    return text if ":" in text else yaml.SafeLoader.construct_yaml_float(loader, node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _int_or_text)
+_Loader.add_constructor("tag:yaml.org,2002:float", _float_or_text)
+
+
+@dataclass(frozen=True)
+class CatalogFile:
+    """The raw ``models:`` and ``defaults:`` sections of one file, shape-checked."""
+
+    label: str  # how errors name the file
+    models: dict[str, dict[str, object]] = field(default_factory=dict)
+    defaults: dict[str, object] = field(default_factory=dict)
+
+
+def parse_yaml(text: str, label: str) -> object:
+    try:
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = error.problem or error.context or "invalid YAML"
+        raise ConfigError(f"{label}{line}: {problem}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{label}: invalid YAML: {error}") from None
+
+
+def read_catalog_file(path: str | Path, what: str = "config file") -> CatalogFile:
+    """Read and shape-check a user file; any problem is one ``ConfigError`` line naming it."""
+    label = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"Cannot read {what} {label}: no such file.") from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise ConfigError(f"Cannot read {what} {label}: {reason}.") from None
+    return catalog_from_document(parse_yaml(text, label), label)
+
+
+def catalog_from_document(document: object, label: str) -> CatalogFile:
+    if document is None:
+        return CatalogFile(label)
+    if not isinstance(document, dict):
+        raise ConfigError(f"{label}: expected a mapping with a 'models:' section.")
+    for key in document:
+        if key not in _TOP_LEVEL_KEYS:
+            raise ConfigError(
+                f"{label}: unknown top-level key {key!r}{_hint(str(key), _TOP_LEVEL_KEYS)}"
+                " (expected 'models' and optionally 'defaults')."
+            )
+    models = _mapping(document.get("models"), f"{label}: 'models'")
+    defaults = _mapping(document.get("defaults"), f"{label}: 'defaults'")
+    for key in defaults:
+        if key not in DEFAULT_KEYS:
+            raise ConfigError(
+                f"{label}: defaults: unknown key {key!r}{_hint(str(key), DEFAULT_KEYS)}"
+                f" (allowed: {', '.join(sorted(DEFAULT_KEYS))})."
+            )
+    entries: dict[str, dict[str, object]] = {}
+    for name, entry in models.items():
+        entries[_model_name(name, label)] = _entry(str(name), entry, label)
+    return CatalogFile(label, entries, {str(k): v for k, v in defaults.items()})
+
+
+def _mapping(value: object, where: str) -> dict[Any, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a mapping.")
+    return value
+
+
+def _model_name(name: object, label: str) -> str:
+    text = str(name)
+    if not isinstance(name, str | int) or not NAME_PATTERN.match(text) or len(text) > 128:
+        raise ConfigError(
+            f"{label}: invalid model name {text!r}: use letters, digits, '.', '_' or '-',"
+            " starting with a letter or digit."
+        )
+    return text
+
+
+def _entry(name: str, entry: object, label: str) -> dict[str, object]:
+    if entry is None:
+        return {}
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{label}: model '{name}': expected a mapping of settings.")
+    checked: dict[str, object] = {}
+    for key, value in entry.items():
+        key_text = str(key)
+        if key_text == "model_name":  # written by the anchor's ``list --json-mode`` dumps
+            if str(value) != name:
+                raise ConfigError(
+                    f"{label}: model '{name}': model_name {value!r} differs from its key."
+                )
+            continue
+        if key_text not in ENTRY_KEYS:
+            raise ConfigError(
+                f"{label}: model '{name}': unknown key {key_text!r}{_hint(key_text, ENTRY_KEYS)}."
+            )
+        checked[key_text] = value
+    return checked
+
+
+def _hint(key: str, known: object) -> str:
+    candidates = sorted(known)  # type: ignore[call-overload]
+    exact = key.replace("-", "_").lower()
+    if exact in candidates:
+        return f" (did you mean {exact!r}?)"
+    close = difflib.get_close_matches(exact, candidates, n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""

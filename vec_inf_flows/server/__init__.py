@@ -1,0 +1,1 @@
+"""Talking to a running server (health, models, metrics) and reading its logs."""

@@ -1,0 +1,193 @@
+"""HTTP to a running server: health, served models, metrics text.
+
+Every call has a timeout (the anchor's health check had none and could hang a status call
+forever). URLs are built by editing the URL's path, never by replacing "v1" in the string: the
+anchor turned host ``kv1-gpu03`` into ``khealth-gpu03``.
+
+Environment proxies are ignored (``trust_env=False``): servers live on cluster-internal hosts,
+and a login node's ``HTTP_PROXY`` cannot reach a compute node's port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from vec_inf_flows.errors import ServerError
+
+DEFAULT_TIMEOUT = 3.0
+_KNOWN_TAILS = ("/v1", "/health", "/metrics")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class HealthResult:
+    """One /health probe. ``error`` says why it is not ok, in a few words."""
+
+    url: str  # the /health URL probed
+    status_code: int | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code == 200
+
+
+def server_root(url: str) -> str:
+    """``http://host:port`` part of a server URL, with a trailing ``/v1`` path removed.
+
+    Raises ServerError for anything that is not an http(s) URL with a host.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ServerError(f"Not a server URL: {url!r}")
+    path = parts.path.rstrip("/")
+    for tail in _KNOWN_TAILS:
+        if path.endswith(tail):
+            path = path[: -len(tail)]
+            break
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def health_url(url: str) -> str:
+    return server_root(url) + "/health"
+
+
+def metrics_url(url: str) -> str:
+    return server_root(url) + "/metrics"
+
+
+def models_url(url: str) -> str:
+    return server_root(url) + "/v1/models"
+
+
+def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``kind`` is anywhere in the chain (async httpx hides it behind a generic text)."""
+    seen: BaseException | None = error
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _describe(error: httpx.HTTPError, timeout: float) -> str:
+    if isinstance(error, httpx.TimeoutException):
+        return f"no answer within {timeout:g} s"
+    if isinstance(error, httpx.ConnectError):
+        if _caused_by(error, ConnectionRefusedError) or "refused" in str(error).lower():
+            return "connection refused"
+        return f"cannot connect: {error}" if str(error) else "cannot connect"
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def _result(url: str, response: httpx.Response) -> HealthResult:
+    code = response.status_code
+    return HealthResult(url, code, None if code == 200 else f"HTTP {code}")
+
+
+def check_health(url: str, timeout: float = DEFAULT_TIMEOUT) -> HealthResult:
+    """Probe ``<server>/health``; ``url`` is the server's base URL (``.../v1`` or not)."""
+    try:
+        target = health_url(url)
+    except ServerError as error:
+        return HealthResult(url, None, str(error))
+    try:
+        with httpx.Client(timeout=timeout, trust_env=False) as client:
+            return _result(target, client.get(target))
+    except httpx.HTTPError as error:
+        return HealthResult(target, None, _describe(error, timeout))
+
+
+async def check_health_async(
+    url: str, timeout: float = DEFAULT_TIMEOUT, client: httpx.AsyncClient | None = None
+) -> HealthResult:
+    """Async ``check_health``; a whole-call deadline guards against a trickling server."""
+    try:
+        target = health_url(url)
+    except ServerError as error:
+        return HealthResult(url, None, str(error))
+    try:
+        async with asyncio.timeout(timeout):
+            if client is not None:
+                return _result(target, await client.get(target, timeout=timeout))
+            async with httpx.AsyncClient(timeout=timeout, trust_env=False) as own:
+                return _result(target, await own.get(target))
+    except TimeoutError:
+        return HealthResult(target, None, f"no answer within {timeout:g} s")
+    except httpx.HTTPError as error:
+        return HealthResult(target, None, _describe(error, timeout))
+
+
+async def check_health_many_async(
+    urls: Sequence[str], timeout: float = DEFAULT_TIMEOUT
+) -> dict[str, HealthResult]:
+    """Probe many servers at once: the total time is about one timeout, not one per server."""
+    unique = list(dict.fromkeys(urls))
+    async with httpx.AsyncClient(timeout=timeout, trust_env=False) as client:
+        results = await asyncio.gather(
+            *(check_health_async(url, timeout, client) for url in unique)
+        )
+    return dict(zip(unique, results, strict=True))
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine from sync code, even when the caller already has an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+def check_health_many(
+    urls: Sequence[str], timeout: float = DEFAULT_TIMEOUT
+) -> dict[str, HealthResult]:
+    """Sync ``check_health_many_async``, keyed by the URLs given."""
+    if not urls:
+        return {}
+    return _run(check_health_many_async(urls, timeout))
+
+
+def _get(url: str, timeout: float, headers: dict[str, str] | None = None) -> httpx.Response:
+    try:
+        with httpx.Client(timeout=timeout, trust_env=False) as client:
+            return client.get(url, headers=headers)
+    except httpx.HTTPError as error:
+        raise ServerError(f"Cannot reach {url}: {_describe(error, timeout)}") from None
+
+
+def list_served_models(
+    base_url: str, api_key: str | None = None, timeout: float = DEFAULT_TIMEOUT
+) -> list[str]:
+    """Model ids the server answers to (``GET /v1/models``); proves the model is served."""
+    url = models_url(base_url)
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+    response = _get(url, timeout, headers)
+    if response.status_code == 401:
+        raise ServerError(f"{url} rejected the request: missing or wrong API key")
+    if response.status_code != 200:
+        raise ServerError(f"{url} answered HTTP {response.status_code}")
+    try:
+        data = response.json()["data"]
+        return [str(entry["id"]) for entry in data]
+    except (ValueError, KeyError, TypeError):
+        raise ServerError(f"{url} did not return an OpenAI model list") from None
+
+
+def fetch_metrics_text(url: str, timeout: float = DEFAULT_TIMEOUT) -> str:
+    """The server's Prometheus text (``GET <server>/metrics``); ``url`` is its base URL."""
+    target = metrics_url(url)
+    response = _get(target, timeout)
+    if response.status_code != 200:
+        raise ServerError(f"{target} answered HTTP {response.status_code}")
+    return response.text
