@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vec_inf_flows import jobdir
 from vec_inf_flows.backends.base import Backend
@@ -24,11 +24,13 @@ from vec_inf_flows.models import (
     BatchLaunchResponse,
     LaunchResponse,
     MetricsResponse,
-    ModelInfo,
     ServerStatus,
     StatusResponse,
 )
 from vec_inf_flows.spec import LaunchSpec
+
+if TYPE_CHECKING:
+    from vec_inf_flows.catalog.listing import ModelInfo
 
 log = logging.getLogger("vec_inf_flows.client")
 
@@ -105,23 +107,15 @@ class VecInfClient:
 
     # ------------------------------------------------------------------ catalog
     def list_models(self) -> list[ModelInfo]:
-        from vec_inf_flows.catalog.loader import load_catalog
+        from vec_inf_flows.catalog.listing import list_models
 
-        catalog = load_catalog()
-        return [
-            ModelInfo(
-                name=name,
-                family=config.model_family,
-                variant=config.model_variant,
-                model_type=str(config.model_type),
-            )
-            for name, config in sorted(catalog.models.items())
-        ]
+        return list_models()
 
-    def model_config(self, model_name: str) -> Any:
-        from vec_inf_flows.catalog.loader import load_catalog
+    def model_config(self, model_name: str) -> dict[str, Any]:
+        """The model's merged configuration (built-in catalog + ``VEC_INF_CONFIG``)."""
+        from vec_inf_flows.catalog.listing import model_config_dump
 
-        return load_catalog().get(model_name)
+        return model_config_dump(model_name)
 
     # ------------------------------------------------------------------ launch
     def launch(

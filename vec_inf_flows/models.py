@@ -55,13 +55,6 @@ class StatusResponse(_Model):
         return self.server_status in (ServerStatus.FAILED, ServerStatus.SHUTDOWN)
 
 
-class ModelInfo(_Model):
-    name: str
-    family: str
-    variant: str | None
-    model_type: str
-
-
 class MetricsResponse(_Model):
     """One scrape of a READY server, with rates over the window since ``previous`` when given."""
 

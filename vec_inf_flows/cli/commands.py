@@ -127,8 +127,7 @@ def _shutdown(args: argparse.Namespace, overrides: Overrides, console: Console) 
 def _list(args: argparse.Namespace, overrides: Overrides, console: Console) -> int:
     client = VecInfClient()
     if args.model_name:
-        config = client.model_config(args.model_name)
-        dumped = config.model_dump(mode="json", exclude_none=False)
+        dumped = client.model_config(args.model_name)
         if args.json_mode:
             render.print_json(console, {"model_name": args.model_name, **dumped})
         else:

@@ -12,7 +12,6 @@ from rich.table import Table
 from vec_inf_flows.models import (
     BatchLaunchResponse,
     LaunchResponse,
-    ModelInfo,
     ServerStatus,
     StatusResponse,
 )
@@ -175,13 +174,14 @@ def status_list_table(statuses: Sequence[StatusResponse]) -> Table:
     return table
 
 
-def models_table(models: Sequence[ModelInfo]) -> Table:
+def models_table(models: Sequence[Any]) -> Table:
     table = Table(show_header=True, header_style="bold")
-    for column in ("Model", "Family", "Variant", "Type"):
-        table.add_column(column)
+    table.add_column("Model", no_wrap=True)
+    for column in ("Family", "Type"):
+        table.add_column(column, overflow="fold")
     for info in models:
         style = _TYPE_STYLE.get(info.model_type, "")
-        table.add_row(f"[{style}]{info.name}[/]", info.family, info.variant or "", info.model_type)
+        table.add_row(f"[{style}]{info.name}[/]", info.family, info.model_type)
     return table
 
 
@@ -189,7 +189,8 @@ def model_config_rows(name: str, config: Mapping[str, Any]) -> list[tuple[str, s
     rows = [("model_name", name)]
     engine = str(config.get("engine") or "vllm")
     for key, value in config.items():
-        if key in ("vllm_args", "sglang_args", "env") or value in (None, "", {}, []):
+        skip = ("model_name", "vllm_args", "sglang_args", "env")
+        if key in skip or value in (None, "", {}, []):
             continue
         rows.append((key, _compact(value)))
     args = config.get("sglang_args" if engine == "sglang" else "vllm_args") or {}
