@@ -194,7 +194,7 @@ def test_parallel_layout_must_match_the_gpus() -> None:
 
 def test_secrets_land_in_secret_env_only() -> None:
     spec = resolve(
-        "SmolLM2-135M-Instruct",
+        "Meta-Llama-3.1-8B-Instruct",
         LaunchOptions(
             env="HF_TOKEN=hf_abc,WANDB_API_KEY=k=v,DB_PASSWORD=p,AWS_SECRET_ACCESS_KEY=s,GCP_CREDENTIALS=c,HF_HOME=/cache",
             api_key=SecretStr("sk-test"),
@@ -235,9 +235,9 @@ def test_env_option_forms(tmp_path: Path) -> None:
 
 
 def test_env_merges_over_catalog_env(write_yaml: WriteYaml) -> None:
-    path = write_yaml("models:\n  SmolLM2-135M-Instruct:\n    env:\n      A: one\n      B: two\n")
+    path = write_yaml("models:\n  Meta-Llama-3.1-8B-Instruct:\n    env:\n      A: one\n      B: two\n")
     catalog = load_catalog(environ={"VEC_INF_CONFIG": str(path)})
-    spec = resolve("SmolLM2-135M-Instruct", LaunchOptions(env={"B": "three", "C": "four"}), catalog)
+    spec = resolve("Meta-Llama-3.1-8B-Instruct", LaunchOptions(env={"B": "three", "C": "four"}), catalog)
     assert spec.env == (("A", "one"), ("B", "three"), ("C", "four"))
 
 
@@ -268,7 +268,7 @@ def test_hf_model_is_used_only_without_local_weights(tmp_path: Path) -> None:
 
 def test_container_mode(tmp_path: Path) -> None:
     spec = resolve(
-        "SmolLM2-135M-Instruct",
+        "Meta-Llama-3.1-8B-Instruct",
         LaunchOptions(
             venv="apptainer", container_image="/images/vllm.sif", bind="/scratch,/data:/d"
         ),
@@ -277,10 +277,10 @@ def test_container_mode(tmp_path: Path) -> None:
     assert spec.venv is None
     assert spec.container is not None
     assert (spec.container.runtime, spec.container.image) == ("apptainer", "/images/vllm.sif")
-    assert spec.container.binds == ("/scratch", "/data:/d", "/model-weights/SmolLM2-135M-Instruct")
+    assert spec.container.binds == ("/scratch", "/data:/d", "/model-weights/Meta-Llama-3.1-8B-Instruct")
     with pytest.raises(ConfigError, match="set container_image"):
-        resolve("SmolLM2-135M-Instruct", LaunchOptions(venv="singularity"), CATALOG)
-    venv = resolve("SmolLM2-135M-Instruct", LaunchOptions(venv=str(tmp_path / "venv")), CATALOG)
+        resolve("Meta-Llama-3.1-8B-Instruct", LaunchOptions(venv="singularity"), CATALOG)
+    venv = resolve("Meta-Llama-3.1-8B-Instruct", LaunchOptions(venv=str(tmp_path / "venv")), CATALOG)
     assert (venv.venv, venv.container) == (str(tmp_path / "venv"), None)
 
 
@@ -381,3 +381,11 @@ def test_hostile_model_names_are_refused_before_any_lookup(name: str) -> None:
     assert "\n" not in str(caught.value)
     with pytest.raises(ConfigError, match="Invalid model name"):
         CATALOG.get(name)
+
+
+def test_cpu_models_use_the_engine_venv_but_the_simulator_does_not() -> None:
+    real = resolve("SmolLM2-135M-Instruct", catalog=CATALOG)
+    assert real.venv is not None and real.venv.endswith(".vec-inf-flows/engines/vllm-cpu")
+    assert dict(real.env)["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    sim = resolve("SmolLM2-135M-Instruct", LaunchOptions(engine="sim"), CATALOG)
+    assert sim.venv is None and sim.engine == "sim"

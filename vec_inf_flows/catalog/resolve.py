@@ -70,6 +70,10 @@ def resolve(
     engine = select_engine(cast(Engine, entry.values.get("engine", "vllm")), options)
     entry.apply(_options_layer(options, engine, entry), OPTIONS_SOURCE, model=model_name)
     config = entry.validate(model_name)
+    if config.engine == "sim" and options.venv is None and config.venv is not None:
+        # The simulator runs from this interpreter; a model's engine venv (the real vLLM's)
+        # is not needed and may not exist on a machine that only runs the simulator.
+        config = config.model_copy(update={"venv": None})
     return build_spec(config, options)
 
 

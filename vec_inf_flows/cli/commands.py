@@ -148,6 +148,33 @@ def _wait(args: argparse.Namespace, overrides: Overrides, console: Console) -> i
     return 0
 
 
+def _engine(args: argparse.Namespace, overrides: Overrides, console: Console) -> int:
+    from vec_inf_flows.engines.cpu import CpuEngine
+
+    engine = CpuEngine.default()
+    if args.action == "setup":
+        if args.json_mode:
+            engine.setup()
+        else:
+            with console.status("Setting up the CPU engine") as spinner:
+
+                def report(message: str) -> None:
+                    spinner.update(f"Setting up the CPU engine: {message}")
+                    if not message.startswith("running"):
+                        console.print(f"  {message}")
+
+                engine.setup(report)
+    described = engine.describe()
+    if args.json_mode:
+        render.print_json(console, described)
+    else:
+        rows = [
+            (key, ", ".join(v) if isinstance(v, list) else str(v)) for key, v in described.items()
+        ]
+        console.print(render.key_value_table("CPU engine", rows))
+    return 0 if described["ready"] else 1
+
+
 _HANDLERS: dict[str, Callable[[argparse.Namespace, Overrides, Console], int]] = {
     "launch": _launch,
     "batch-launch": _batch_launch,
@@ -156,4 +183,5 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, Overrides, Console], int]] = 
     "shutdown": _shutdown,
     "list": _list,
     "wait": _wait,
+    "engine": _engine,
 }

@@ -114,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     wait.add_argument("job_id", metavar="JOB_ID")
     wait.add_argument("--timeout", type=float, default=1800.0)
 
+    engine = command("engine", "Set up a real inference engine on this machine.")
+    engine.add_argument("action", choices=["setup", "status"])
+    engine.add_argument("kind", nargs="?", default="cpu", choices=["cpu"])
+
     from vec_inf_flows.cli.run import add_run_command
 
     add_run_command(commands, _add_launch_options)

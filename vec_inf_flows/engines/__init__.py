@@ -1,0 +1,1 @@
+"""Real inference engines prepared on this machine (the CPU build of vLLM and small models)."""
