@@ -124,9 +124,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Their values start with "--" ("--max-model-len=65536,..."), which argparse would take for
+# an option; gluing "--vllm-args VALUE" into "--vllm-args=VALUE" keeps the guide's syntax.
+_DASH_VALUED = ("--vllm-args", "--sglang-args")
+
+
+def glue_dash_values(argv: Sequence[str]) -> list[str]:
+    glued: list[str] = []
+    items = iter(argv)
+    for item in items:
+        if item in _DASH_VALUED:
+            value = next(items, None)
+            glued.append(item if value is None else f"{item}={value}")
+        else:
+            glued.append(item)
+    return glued
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(glue_dash_values(sys.argv[1:] if argv is None else argv))
     from vec_inf_flows.cli import commands
 
     try:

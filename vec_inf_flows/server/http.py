@@ -39,6 +39,12 @@ class HealthResult:
         return self.status_code == 200
 
 
+def _verify(urls: Sequence[str]) -> bool:
+    """Load CA certificates only when some URL is https: for plain-http servers on a cluster's
+    network that is 0.13 s of every CLI call spent for nothing."""
+    return any(url.lower().startswith("https:") for url in urls)
+
+
 def server_root(url: str) -> str:
     """``http://host:port`` part of a server URL, with a trailing ``/v1`` path removed.
 
@@ -101,7 +107,7 @@ def check_health(url: str, timeout: float = DEFAULT_TIMEOUT) -> HealthResult:
     except ServerError as error:
         return HealthResult(url, None, str(error))
     try:
-        with httpx.Client(timeout=timeout, trust_env=False) as client:
+        with httpx.Client(timeout=timeout, trust_env=False, verify=_verify([url])) as client:
             return _result(target, client.get(target))
     except httpx.HTTPError as error:
         return HealthResult(target, None, _describe(error, timeout))
@@ -119,7 +125,9 @@ async def check_health_async(
         async with asyncio.timeout(timeout):
             if client is not None:
                 return _result(target, await client.get(target, timeout=timeout))
-            async with httpx.AsyncClient(timeout=timeout, trust_env=False) as own:
+            async with httpx.AsyncClient(
+                timeout=timeout, trust_env=False, verify=_verify([url])
+            ) as own:
                 return _result(target, await own.get(target))
     except TimeoutError:
         return HealthResult(target, None, f"no answer within {timeout:g} s")
@@ -132,7 +140,9 @@ async def check_health_many_async(
 ) -> dict[str, HealthResult]:
     """Probe many servers at once: the total time is about one timeout, not one per server."""
     unique = list(dict.fromkeys(urls))
-    async with httpx.AsyncClient(timeout=timeout, trust_env=False) as client:
+    async with httpx.AsyncClient(
+        timeout=timeout, trust_env=False, verify=_verify(unique)
+    ) as client:
         results = await asyncio.gather(
             *(check_health_async(url, timeout, client) for url in unique)
         )
@@ -160,7 +170,7 @@ def check_health_many(
 
 def _get(url: str, timeout: float, headers: dict[str, str] | None = None) -> httpx.Response:
     try:
-        with httpx.Client(timeout=timeout, trust_env=False) as client:
+        with httpx.Client(timeout=timeout, trust_env=False, verify=_verify([url])) as client:
             return client.get(url, headers=headers)
     except httpx.HTTPError as error:
         raise ServerError(f"Cannot reach {url}: {_describe(error, timeout)}") from None

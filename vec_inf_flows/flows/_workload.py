@@ -1,0 +1,85 @@
+"""Running a workload against a ready server: one task run per chunk, a progress bar per run.
+
+Ten thousand requests become tens of task runs, not ten thousand: each task run costs the API
+tens of kilobytes and milliseconds, while a chunk is one call to the workload runner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from vec_inf_flows.artifacts import Progress, artifact_key
+from vec_inf_flows.errors import ConfigError
+from vec_inf_flows.tasks import run_workload, run_workload_chunk
+from vec_inf_flows.workload.reader import iter_chunks
+
+Workload = str | Callable[..., Any]
+
+_COUNTERS = ("total", "ok", "failed", "invalid", "skipped", "retries")
+_TOKENS = ("prompt_tokens", "completion_tokens")
+
+
+def output_path_for(dataset: str, model_name: str, output_dir: str | None) -> Path:
+    """Results live next to the dataset (or in ``output_dir``) under a name per model, so a
+    rerun resumes where the last one stopped instead of sending everything again."""
+    source = Path(dataset).expanduser()
+    directory = Path(output_dir).expanduser() if output_dir else source.parent
+    return directory / f"{source.stem}.{artifact_key(model_name)}.results.jsonl"
+
+
+def merge_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Add up the counters of chunk summaries; throughput over the summed elapsed time."""
+    total: dict[str, Any] = {"chunks": len(summaries)}
+    for key in (*_COUNTERS, *_TOKENS, "elapsed_s"):
+        total[key] = sum(summary.get(key) or 0 for summary in summaries)
+    elapsed = total["elapsed_s"] or 0.0
+    total["requests_per_s"] = round(total["ok"] / elapsed, 3) if elapsed else 0.0
+    total["completion_tokens_per_s"] = (
+        round(total["completion_tokens"] / elapsed, 3) if elapsed else 0.0
+    )
+    return total
+
+
+def run_dataset(
+    base_url: str,
+    model_name: str,
+    dataset: str,
+    chunk_size: int,
+    output_dir: str | None = None,
+) -> dict[str, Any]:
+    if not Path(dataset).expanduser().is_file():
+        raise ConfigError(f"Dataset {dataset} does not exist.")
+    output = output_path_for(dataset, model_name, output_dir)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    chunks = list(iter_chunks(Path(dataset).expanduser(), chunk_size))
+    total = sum(chunk.count for chunk in chunks)
+    progress = Progress(len(chunks), f"{model_name}: {Path(dataset).name}, {total} requests")
+    summaries: list[dict[str, Any]] = []
+    for chunk in chunks:
+        summaries.append(run_workload_chunk(base_url, model_name, dataset, str(output), chunk))
+        progress.advance()
+    merged = merge_summaries(summaries)
+    merged["dataset"] = dataset
+    merged["output"] = str(output)
+    return merged
+
+
+def run_any(
+    base_url: str,
+    model_name: str,
+    *,
+    dataset: str | None,
+    workload: Workload | None,
+    chunk_size: int,
+    output_dir: str | None,
+) -> dict[str, Any]:
+    """The dataset (chunked), or the workload callable, or nothing when neither is given."""
+    if dataset is not None and workload is not None:
+        raise ConfigError("Give either a dataset or a workload, not both.")
+    if dataset is not None:
+        return run_dataset(base_url, model_name, dataset, chunk_size, output_dir)
+    if workload is not None:
+        return run_workload(base_url, model_name, workload)
+    return {}
