@@ -38,9 +38,9 @@ JOB_NAME_MARKER = "-vec-inf-"
 
 
 def _default_backend() -> Backend:
-    from vec_inf_flows.backends.slurm.backend import SlurmBackend
+    from vec_inf_flows.backends.select import select_backend
 
-    return SlurmBackend()
+    return select_backend()
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,12 @@ class VecInfClient:
     @property
     def state_dir(self) -> Path:
         return self._state_dir if self._state_dir is not None else jobdir.state_home()
+
+    @property
+    def index_root(self) -> Path:
+        """Where this backend's job index lives: Slurm ids and local ids are separate spaces."""
+        name = getattr(self.backend, "name", "slurm")
+        return self.state_dir if name == "slurm" else self.state_dir / name
 
     # ------------------------------------------------------------------ catalog
     def list_models(self) -> list[ModelInfo]:
@@ -202,7 +208,7 @@ class VecInfClient:
         if spec.secret_env:
             jobdir.atomic_write(paths.secrets, render_secrets_env(spec.secret_env), mode=0o600)
         jobdir.write_json(paths.json, config)
-        jobdir.register(self.state_dir, job_id, paths.directory)
+        jobdir.register(self.index_root, job_id, paths.directory)
         return LaunchResponse(
             job_id=job_id,
             job_name=job_name,
@@ -266,7 +272,7 @@ class VecInfClient:
         if record is None and files.config is None:
             raise JobNotFoundError(
                 f"Job {job_id} is unknown: Slurm does not know it and no job record of "
-                f"vec-inf-flows names it (looked in {self.state_dir / jobdir.INDEX_DIR})."
+                f"vec-inf-flows names it (looked in {self.index_root / jobdir.INDEX_DIR})."
             )
         model_name = files.model_name or _model_from_job_name(record.name if record else "")
         response = decide(
@@ -284,7 +290,7 @@ class VecInfClient:
         return response
 
     def _job_files(self, job_id: str) -> _JobFiles:
-        directory = jobdir.lookup(self.state_dir, job_id)
+        directory = jobdir.lookup(self.index_root, job_id)
         if directory is None:
             return _JobFiles(None, None)
         stem = directory.name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,8 @@ Overrides = Callable[[argparse.Namespace], dict[str, Any]]
 
 def dispatch(args: argparse.Namespace, overrides: Overrides) -> int:
     console = Console()
+    if getattr(args, "backend", None):
+        os.environ["VEC_INF_BACKEND"] = args.backend  # flows and tasks build clients too
     if args.command == "run":
         from vec_inf_flows.cli.run import run_command
 

@@ -84,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--json-mode", action="store_true", help="Print JSON instead of tables.")
+        sub.add_argument(
+            "--backend",
+            choices=["auto", "slurm", "local"],
+            help="Where jobs run (default: $VEC_INF_BACKEND, else Slurm when it answers, "
+            "else local processes).",
+        )
         return sub
 
     launch = command("launch", "Launch a model's inference server as a Slurm job.")
