@@ -79,18 +79,33 @@ def test_auto_with_an_answering_controller_is_slurm(
     assert isinstance(select_backend("auto"), SlurmBackend)
 
 
-def test_auto_with_a_controller_that_is_down_is_local(
+def test_auto_without_config_and_a_controller_that_is_down_is_local(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     down = "echo 'Unable to contact slurm controller' >&2; exit 1"
     monkeypatch.setenv("PATH", _path_with(tmp_path, sbatch="exit 0", sinfo=down))
+    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "no-such-slurm.conf"))
 
     assert backend_name() == "local"
+
+
+def test_auto_with_a_config_file_is_slurm_even_while_the_controller_is_down(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The user should hear "controller unreachable", not get a local job by surprise."""
+    down = "echo 'Unable to contact slurm controller' >&2; exit 1"
+    monkeypatch.setenv("PATH", _path_with(tmp_path, sbatch="exit 0", sinfo=down))
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("ClusterName=test\n")
+    monkeypatch.setenv("SLURM_CONF", str(conf))
+
+    assert backend_name() == "slurm"
 
 
 def test_a_controller_that_does_not_answer_in_time_is_not_reachable(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("PATH", _path_with(tmp_path, sbatch="exit 0", sinfo="exec sleep 30"))
+    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "no-such-slurm.conf"))
 
     assert slurm_reachable(timeout=0.2) is False

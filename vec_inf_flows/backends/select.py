@@ -20,11 +20,21 @@ BACKEND_NAMES = ("auto", "slurm", "local")
 SINFO_TIMEOUT = 2.0  # seconds; a controller that takes longer is not one to build on
 
 
+def slurm_configured() -> bool:
+    """A Slurm configuration file is here: this machine belongs to a cluster, even when its
+    controller is down for a moment (then the user should hear that, not get local jobs)."""
+    conf = os.environ.get("SLURM_CONF") or "/etc/slurm/slurm.conf"
+    return os.path.isfile(conf)
+
+
 def slurm_reachable(timeout: float = SINFO_TIMEOUT) -> bool:
-    """``sbatch`` is installed and ``sinfo`` gets an answer from the controller in time."""
+    """``sbatch`` is installed, and either a config file says there is a cluster or ``sinfo``
+    gets an answer in time (configless sites)."""
     sinfo = shutil.which("sinfo")
     if shutil.which("sbatch") is None or sinfo is None:
         return False
+    if slurm_configured():
+        return True
     try:
         result = subprocess.run(
             [sinfo, "--noheader", "--format=%P"],
@@ -56,8 +66,12 @@ def backend_name(name: str | None = None) -> str:
 
 def select_backend(name: str | None = None) -> Backend:
     if backend_name(name) == "slurm":
-        from vec_inf_flows.backends.slurm.backend import SlurmBackend
+        from vec_inf_flows.backends.slurm.backend import RetryPolicy, SlurmBackend
 
+        # Interactive commands want an answer soon: fewer tries when the caller says so.
+        attempts = os.environ.get("VEC_INF_SLURM_ATTEMPTS", "").strip()
+        if attempts.isdigit() and int(attempts) > 0:
+            return SlurmBackend(retry=RetryPolicy(attempts=int(attempts)))
         return SlurmBackend()
     from vec_inf_flows.backends.local import LocalBackend
 
