@@ -25,6 +25,10 @@ def dispatch(args: argparse.Namespace, overrides: Overrides) -> int:
         from vec_inf_flows.cli.run import run_command
 
         return run_command(args, overrides(args), console)
+    if args.command == "demo":
+        from vec_inf_flows.cli.demo import run_demo
+
+        return run_demo(args, console)
     handler = _HANDLERS[args.command]
     return handler(args, overrides, console)
 

@@ -124,9 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("action", choices=["setup", "status"])
     engine.add_argument("kind", nargs="?", default="cpu", choices=["cpu"])
 
+    from vec_inf_flows.cli.demo import add_demo_command
     from vec_inf_flows.cli.run import add_run_command
 
     add_run_command(commands, _add_launch_options)
+    add_demo_command(commands)
     return parser
 
 

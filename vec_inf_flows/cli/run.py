@@ -108,7 +108,7 @@ def run_command(args: argparse.Namespace, launch_options: dict[str, Any], consol
     return _run_in_process(args.flow, params, console, args.json_mode)
 
 
-def _load_flow(flow: str) -> Any:
+def load_flow(flow: str) -> Any:
     import importlib
 
     module_name, _, attribute = FLOWS[flow].partition(":")
@@ -124,7 +124,7 @@ def _run_in_process(flow: str, params: dict[str, Any], console: Console, json_mo
         )
     from prefect import get_client  # noqa: F401  (fail early with a clear import error)
 
-    flow_fn = _load_flow(flow)
+    flow_fn = load_flow(flow)
     from vec_inf_flows.cli.run_report import report, run_with_progress
 
     state, run_id = run_with_progress(flow_fn, params, console)
