@@ -6,16 +6,13 @@ Each test gets its own state home and log dir, and every job it started is cance
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_helpers import Sandbox
-
-from vec_inf_flows.client import VecInfClient
+from testkit import Sandbox, cancel_sandbox_jobs, make_sandbox
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -30,16 +27,8 @@ def slurm_is_up() -> None:
 
 @pytest.fixture
 def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
-    home, logs = tmp_path / "home", tmp_path / "logs"
-    monkeypatch.setenv("VEC_INF_FLOWS_HOME", str(home))
-    monkeypatch.setenv("VEC_INF_LOG_DIR", str(logs))
-    monkeypatch.delenv("VEC_INF_CONFIG", raising=False)
-    monkeypatch.delenv("VEC_INF_API_KEY", raising=False)
-    env = dict(os.environ)
-    box = Sandbox(home, logs, env, VecInfClient(state_dir=home))
+    box = make_sandbox(tmp_path, monkeypatch)
     try:
         yield box
     finally:
-        ids = [job_id.split("+")[0] for job_id in box.job_ids()]
-        if ids:
-            subprocess.run(["scancel", *sorted(set(ids))], capture_output=True, timeout=30)
+        cancel_sandbox_jobs(box)

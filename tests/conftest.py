@@ -1,0 +1,1 @@
+"""Makes ``testkit`` (helpers shared by the test folders) importable from every folder."""

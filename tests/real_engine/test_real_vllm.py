@@ -1,0 +1,96 @@
+"""The real vLLM (CPU build) serving real models, launched as real Slurm jobs.
+
+Slow by nature (each server takes 30-60 s to start here), so each test starts one server and
+checks everything that server can show.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import time
+
+import httpx
+from real_engine_helpers import CLI, REPO, Sandbox, no_engine_processes_left
+
+from vec_inf_flows.models import ServerStatus
+
+READY_TIMEOUT = 420.0
+
+
+def test_smollm2_chat_metrics_and_clean_shutdown(sandbox: Sandbox) -> None:
+    client = sandbox.client
+    launched = client.launch("SmolLM2-135M-Instruct", time="00:20:00")
+    assert launched.config["engine"] == "vllm"
+    ready = client.wait_until_ready(launched.job_id, timeout=READY_TIMEOUT, poll_interval=2)
+    assert ready.base_url is not None
+
+    reply = httpx.post(
+        f"{ready.base_url}/completions",
+        json={
+            "model": "SmolLM2-135M-Instruct",
+            "prompt": "The capital of France is",
+            "max_tokens": 8,
+            "temperature": 0,
+        },
+        timeout=60,
+    )
+    assert reply.status_code == 200, reply.text
+    assert "Paris" in reply.json()["choices"][0]["text"]
+    chat = httpx.post(
+        f"{ready.base_url}/chat/completions",
+        json={
+            "model": "SmolLM2-135M-Instruct",
+            "max_tokens": 40,
+            "messages": [{"role": "user", "content": "Give me three tips for staying healthy."}],
+        },
+        timeout=120,
+    )
+    assert chat.status_code == 200, chat.text
+    assert len(chat.json()["choices"][0]["message"]["content"].split()) >= 5
+
+    # the metrics command reads the real /metrics: two requests served, V1 rows present
+    shown = subprocess.run(
+        [*CLI, "metrics", launched.job_id, "--once", "--json-mode"],
+        capture_output=True,
+        text=True,
+        env=sandbox.env,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    metrics = json.loads(shown.stdout)["metrics"]
+    assert metrics["successful_requests"] == 2
+    assert metrics["total_generation_tokens"] >= 8
+    assert metrics["avg_time_to_first_token"] is not None
+    assert metrics["kv_cache_usage"] is not None
+
+    client.shutdown(launched.job_id)
+    deadline = time.monotonic() + 60
+    while client.status(launched.job_id).server_status is not ServerStatus.SHUTDOWN:
+        assert time.monotonic() < deadline
+        time.sleep(1)
+    no_engine_processes_left(launched.job_id, within=30)
+
+
+def test_minilm_embeddings(sandbox: Sandbox) -> None:
+    client = sandbox.client
+    launched = client.launch("all-MiniLM-L6-v2", time="00:20:00")
+    ready = client.wait_until_ready(launched.job_id, timeout=READY_TIMEOUT, poll_interval=2)
+    reply = httpx.post(
+        f"{ready.base_url}/embeddings",
+        json={"model": "all-MiniLM-L6-v2", "input": ["cat", "feline", "stock market"]},
+        timeout=60,
+    )
+    assert reply.status_code == 200, reply.text
+    vectors = [item["embedding"] for item in reply.json()["data"]]
+    assert [len(v) for v in vectors] == [384, 384, 384]
+
+    def cos(a: list[float], b: list[float]) -> float:
+        dot = sum(x * y for x, y in zip(a, b, strict=True))
+        return dot / math.sqrt(sum(x * x for x in a) * sum(y * y for y in b))
+
+    assert cos(vectors[0], vectors[1]) > cos(vectors[0], vectors[2]) + 0.2
+    client.shutdown(launched.job_id)
+    no_engine_processes_left(launched.job_id, within=30)

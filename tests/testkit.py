@@ -1,0 +1,94 @@
+"""Helpers shared by the end-to-end test folders: a per-test sandbox and process checks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from vec_inf_flows.client import VecInfClient
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "vec_inf_flows.cli.main"]
+
+
+@dataclass
+class Sandbox:
+    home: Path
+    logs: Path
+    env: dict[str, str]
+    client: VecInfClient
+
+    def cli(
+        self, *args: str, timeout: float = 60, **kwargs: object
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*CLI, *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+            cwd=REPO,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    def job_ids(self) -> list[str]:
+        index = self.home / ".jobs"
+        return sorted(p.name for p in index.iterdir()) if index.exists() else []
+
+    def squeue_ids(self) -> set[str]:
+        """This sandbox's jobs that Slurm still lists as pending or running."""
+        ours = {job_id.split("+")[0] for job_id in self.job_ids()}
+        out = subprocess.run(
+            ["squeue", "-h", "-o", "%i %T"], capture_output=True, text=True, timeout=30
+        ).stdout
+        alive = set()
+        for line in out.splitlines():
+            job_id, state = line.split()
+            if job_id.split("+")[0] in ours and state in ("PENDING", "RUNNING", "CONFIGURING"):
+                alive.add(job_id)
+        return alive
+
+
+def processes_of_job(job_id: str) -> list[int]:
+    """Pids whose environment says they belong to this job (any backend sets SLURM_JOB_ID)."""
+    wanted = f"SLURM_JOB_ID={job_id}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if wanted in environ and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def no_engine_processes_left(job_id: str, within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
+    while (left := processes_of_job(job_id)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, f"processes of job {job_id} still running: {left}"
+
+
+def make_sandbox(tmp_path: Path, monkeypatch: object) -> Sandbox:
+    home, logs = tmp_path / "home", tmp_path / "logs"
+    setenv = monkeypatch.setenv  # type: ignore[attr-defined]
+    delenv = monkeypatch.delenv  # type: ignore[attr-defined]
+    setenv("VEC_INF_FLOWS_HOME", str(home))
+    setenv("VEC_INF_LOG_DIR", str(logs))
+    delenv("VEC_INF_CONFIG", raising=False)
+    delenv("VEC_INF_API_KEY", raising=False)
+    return Sandbox(home, logs, dict(os.environ), VecInfClient(state_dir=home))
+
+
+def cancel_sandbox_jobs(box: Sandbox) -> None:
+    ids = sorted({job_id.split("+")[0] for job_id in box.job_ids()})
+    if ids:
+        subprocess.run(["scancel", *ids], capture_output=True, timeout=30)
