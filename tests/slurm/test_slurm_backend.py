@@ -91,3 +91,52 @@ def test_unreachable_controller_at_submit_never_makes_a_job(tmp_path: Path) -> N
     # Before every new attempt the name was looked up (squeue; sacct as nothing was there).
     assert backend.command_counts["squeue"] == RETRY.attempts
     assert backend.find_by_name(name) == []
+
+
+def _flaky_once(
+    directory: Path, name: str, real: str, first_stdout: str, first_stderr: str
+) -> Path:
+    """A wrapper that answers like a just-restarted controller once, then runs the real command."""
+    command, flag = directory / name, directory / f"{name}.first-done"
+    command.write_text(
+        "#!/bin/sh\n"
+        f"if [ ! -e '{flag}' ]; then touch '{flag}'; printf '%s\\n' '{first_stdout}';"
+        f" [ -n '{first_stderr}' ] && echo '{first_stderr}' >&2 && exit 1; exit 0; fi\n"
+        f'exec {real} "$@"\n'
+    )
+    command.chmod(0o755)
+    return command
+
+
+@pytest.mark.slurm
+def test_preflight_waits_out_nodes_that_are_still_registering(tmp_path: Path) -> None:
+    """After a controller restart --test-only refuses everything while nodes are 'unk*'."""
+    sbatch = _flaky_once(
+        tmp_path,
+        "sbatch",
+        "sbatch",
+        "",
+        "sbatch: error: Batch job submission failed: Requested node configuration is not available",
+    )
+    sinfo = _flaky_once(tmp_path, "sinfo", "sinfo", "unk*", "")
+    pauses: list[float] = []
+    backend = SlurmBackend(
+        commands=SlurmCommands(sbatch=str(sbatch), sinfo=str(sinfo)),
+        retry=RETRY,
+        sleep=pauses.append,
+    )
+    job_id = backend.submit(sleeper_script(30), unique_name(), hold=True)
+    try:
+        assert job_id.isdigit() and len(pauses) == 1
+    finally:
+        backend.cancel([job_id])
+
+
+@pytest.mark.slurm
+def test_preflight_refusal_with_healthy_nodes_is_final(tmp_path: Path) -> None:
+    from vec_inf_flows.errors import SlurmPermanentError
+
+    backend = SlurmBackend(retry=RETRY, sleep=lambda _: None)
+    with pytest.raises(SlurmPermanentError, match="node configuration is not available"):
+        backend.submit(sleeper_script(30, extra="#SBATCH --gres=gpu:64\n"), unique_name(), hold=True)
+    assert backend.command_counts["sinfo"] == 1 and backend.command_counts["sbatch"] == 1

@@ -18,7 +18,8 @@ Overrides = Callable[[argparse.Namespace], dict[str, Any]]
 
 
 def dispatch(args: argparse.Namespace, overrides: Overrides) -> int:
-    console = Console()
+    # In --json-mode stdout carries only JSON; progress and notes go to stderr.
+    console = Console(stderr=bool(getattr(args, "json_mode", False)))
     if getattr(args, "backend", None):
         os.environ["VEC_INF_BACKEND"] = args.backend  # flows and tasks build clients too
     if args.command == "run":

@@ -33,9 +33,8 @@ _TYPE_STYLE = {
 
 
 def print_json(console: Console, payload: Any) -> None:
-    console.print_json(json.dumps(payload, default=str)) if console.is_terminal else print(
-        json.dumps(payload, default=str)
-    )
+    """JSON always goes to stdout as one document; people-facing text goes to the console."""
+    print(json.dumps(payload, default=str), flush=True)
 
 
 def key_value_table(title: str, rows: Iterable[tuple[str, str]]) -> Table:

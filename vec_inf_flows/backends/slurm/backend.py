@@ -28,7 +28,7 @@ from vec_inf_flows.backends.slurm.parse import (
     parse_submitted_id,
 )
 from vec_inf_flows.backends.slurm.runner import CommandResult, run_command
-from vec_inf_flows.errors import JobNotFoundError, SlurmTransientError
+from vec_inf_flows.errors import JobNotFoundError, SlurmPermanentError, SlurmTransientError
 from vec_inf_flows.jobs import JobId, JobRecord
 
 logger = logging.getLogger(__name__)
@@ -155,8 +155,7 @@ class SlurmBackend:
         request = f"the submission of job {job_name!r}"
         argv = self.commands.submit(job_name, hold=hold)
         if hold and self.preflight:
-            test = self.commands.submit(job_name, hold=False, test_only=True)
-            self._call("sbatch", test, request, stdin_text=script)
+            self._preflight(job_name, request, script)
         for attempt in range(self.retry.attempts):
             result = self._run("sbatch", argv, self.submit_timeout, script)
             outcome = classify(result)
@@ -176,6 +175,31 @@ class SlurmBackend:
                 logger.warning("sbatch failed but job %s (%s) exists; using it", found[0], job_name)
                 return found[0]
         raise error_for(result, Outcome.TRANSIENT, request)
+
+    def _preflight(self, job_name: str, request: str, script: str) -> None:
+        """``sbatch --test-only``: refuse now what Slurm would only refuse after release.
+
+        Right after a controller restart the nodes are "unknown" for a few seconds and the test
+        says "node configuration is not available" for any request; that is retried, not final.
+        """
+        test = self.commands.submit(job_name, hold=False, test_only=True)
+        for attempt in range(self.retry.attempts):
+            try:
+                self._call("sbatch", test, request, stdin_text=script)
+                return
+            except SlurmPermanentError as error:
+                settling = "configuration is not available" in str(error) and self._settling()
+                if not settling or attempt + 1 == self.retry.attempts:
+                    raise
+                delay = self.retry.delay(attempt, self._rng)
+                logger.warning("nodes are still registering; retrying %s in %.1f s", request, delay)
+                self._sleep(delay)
+
+    def _settling(self) -> bool:
+        """Some node is not (yet) responding: unknown, booting, or flagged with ``*``."""
+        result = self._run("sinfo", self.commands.node_states(), self.query_timeout)
+        states = result.stdout.split() if classify(result) is Outcome.OK else []
+        return any("*" in state or state.startswith(("unk", "boot", "pow")) for state in states)
 
     def _created_anyway(self, job_name: str) -> list[str]:
         try:

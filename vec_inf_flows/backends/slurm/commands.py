@@ -65,6 +65,11 @@ class SlurmCommands:
     sacct: str = "sacct"
     scancel: str = "scancel"
     scontrol: str = "scontrol"
+    sinfo: str = "sinfo"
+
+    def node_states(self) -> list[str]:
+        """One compact state word per node group (``idle``, ``unk*``, ``down*`` ...)."""
+        return [self.sinfo, "--noheader", "--format=%t"]
 
     def submit(self, job_name: str, *, hold: bool, test_only: bool = False) -> list[str]:
         """sbatch reading the script from stdin; ``--parsable`` prints ``ID[;CLUSTER]``."""
