@@ -63,22 +63,71 @@ def report(console: Console, flow: str, state: Any, run_id: str, json_mode: bool
     console.print(f"Flow run {run_id}: {state.type.value}")
     if url:
         console.print(f"View it at {url}")
-    if isinstance(result, dict):
-        console.print(key_value_table("Summary", _summary_rows(result)))
-    elif result is not None:
-        console.print(result)
+    for table in summary_tables(result):
+        console.print(table)
     if error:
         console.print(f"[red]Error: {error}[/]")
     return 1 if failed else 0
 
 
-def _summary_rows(result: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
-    rows: list[tuple[str, str]] = []
-    for key, value in result.items():
-        if isinstance(value, dict):
-            rows += _summary_rows(value, f"{prefix}{key}.")
-        elif isinstance(value, list):
-            rows.append((f"{prefix}{key}", json.dumps(value, default=str)[:200]))
+def summary_tables(result: Any) -> list[Any]:
+    """People-sized tables of a flow's result: the server, the workload, the server's metrics."""
+    if isinstance(result, list) and result and isinstance(result[0], dict):
+        return [_rows_table(result)]
+    if not isinstance(result, dict):
+        return [] if result is None else [key_value_table("Result", [("result", str(result))])]
+    tables = []
+    server = [(key, str(result[key])) for key in _SERVER_KEYS if result.get(key) is not None]
+    if server:
+        tables.append(key_value_table("Server", server))
+    workload = result.get("workload")
+    if isinstance(workload, dict):
+        tables.append(key_value_table("Workload", _workload_rows(workload)))
+    metrics = result.get("metrics")
+    if isinstance(metrics, dict) and isinstance(metrics.get("metrics"), dict):
+        from vec_inf_flows.server.metrics import ServerMetrics, metrics_rows
+
+        rows = metrics_rows(ServerMetrics.model_validate(metrics["metrics"]))
+        tables.append(key_value_table("Metric", rows))
+    rest = {k: v for k, v in result.items() if k not in (*_SERVER_KEYS, "workload", "metrics")}
+    if rest:
+        tables.append(key_value_table("Result", [(k, _short(v)) for k, v in rest.items()]))
+    return tables
+
+
+_SERVER_KEYS = ("model_name", "job_id", "base_url", "launched")
+
+
+def _workload_rows(workload: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = []
+    for key, value in workload.items():
+        if isinstance(value, dict) and {"p50", "p95", "p99"} <= set(value):
+            rows.append(
+                (
+                    key,
+                    " / ".join(f"{value[q]:.3f}" for q in ("p50", "p95", "p99"))
+                    + "  (p50 / p95 / p99)",
+                )
+            )
+        elif isinstance(value, float):
+            rows.append((key, f"{value:.2f}"))
         else:
-            rows.append((f"{prefix}{key}", str(value)))
+            rows.append((key, _short(value)))
     return rows
+
+
+def _rows_table(rows: list[dict[str, Any]]) -> Any:
+    from rich.table import Table
+
+    table = Table(show_header=True, header_style="bold")
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(_short(row.get(column, "")) for column in columns))
+    return table
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
