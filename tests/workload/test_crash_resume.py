@@ -1,0 +1,82 @@
+"""The runner process killed with SIGKILL half-way, then rerun: complete, nothing twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from vec_inf_flows.sim.process import SimServer
+
+from .conftest import read_records, sim_args, write_requests
+
+
+def runner_command(base_url: str, source: Path, output: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "vec_inf_flows.workload",
+        "run",
+        "--base-url",
+        base_url,
+        "--input",
+        str(source),
+        "--output",
+        str(output),
+        "--concurrency",
+        "4",
+        "--fsync-every",
+        "8",
+    ]
+
+
+def wait_for_lines(output: Path, count: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        if output.exists() and output.read_bytes().count(b"\n") >= count:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the runner wrote fewer than {count} records (exit {process.poll()})")
+
+
+def test_sigkill_half_way_then_rerun(tmp_path: Path) -> None:
+    source = write_requests(tmp_path / "in.jsonl", 120, max_tokens=20)
+    output = tmp_path / "out.jsonl"
+    with SimServer(sim_args(seqs=4, tokens_per_second=400)) as server:
+        command = runner_command(server.base_url, source, output)
+        victim = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_for_lines(output, 30, victim)
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.communicate()
+        assert victim.returncode == -signal.SIGKILL
+        before = read_records(output)
+        assert 30 <= len(before) < 120
+        # Make the crash as bad as it can be: a record cut off mid-write.
+        with output.open("ab") as handle:
+            handle.write(b'{"id": "r119", "line": 120, "ok": tr')
+
+        rerun = subprocess.run(command, capture_output=True, check=True)
+
+    summary = json.loads(rerun.stdout)
+    records = read_records(output)
+    ids = [r["id"] for r in records]
+    assert len(ids) == len(set(ids)) == 120
+    assert set(ids) == {f"r{n}" for n in range(120)}
+    assert all(r["ok"] for r in records)
+    assert summary["skipped"] == len(before) and summary["ok"] == 120 - len(before)
+    assert records[: len(before)] == before  # earlier results untouched
+
+
+def test_cli_reports_user_errors_in_one_line(tmp_path: Path) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("{}\n")
+    command = runner_command("http://127.0.0.1:9/v1", source, tmp_path / "out.jsonl")
+    result = subprocess.run([*command, "--model", "m"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: Cannot tell the format of {source} from its name: pass jsonl or csv."
+    ]
