@@ -10,8 +10,10 @@ import json
 import math
 import subprocess
 import time
+from pathlib import Path
 
 import httpx
+import pytest
 from real_engine_helpers import CLI, REPO, Sandbox, no_engine_processes_left
 
 from vec_inf_flows.models import ServerStatus
@@ -94,3 +96,35 @@ def test_minilm_embeddings(sandbox: Sandbox) -> None:
     assert cos(vectors[0], vectors[1]) > cos(vectors[0], vectors[2]) + 0.2
     client.shutdown(launched.job_id)
     no_engine_processes_left(launched.job_id, within=30)
+
+
+@pytest.mark.parametrize("backend", ["slurm", "local"])
+def test_demo_flow_on_the_real_engine(sandbox: Sandbox, tmp_path: Path, backend: str) -> None:
+    """The README's main command: serve_and_run on SmolLM2, answers and metrics, then nothing
+    left running; on Slurm and, for machines without it, as local processes."""
+    output = tmp_path / "answers.jsonl"
+    env = {
+        **sandbox.env,
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    env.pop("PREFECT_API_URL", None)
+    result = subprocess.run(
+        [*CLI, "demo", "--backend", backend, "--output", str(output), "--json-mode"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary["state"] == "COMPLETED"
+    flow_result = summary["result"]
+    assert flow_result["launched"] is True
+    assert flow_result["workload"]["ok"] == 5 and flow_result["workload"]["failed"] == 0
+    assert flow_result["metrics"]["metrics"]["successful_requests"] == 5  # the real /metrics
+    records = [json.loads(line) for line in output.read_text().splitlines()]
+    assert sorted(r["id"] for r in records) == ["capital", "gpu", "haiku", "health", "spanish"]
+    assert all(r["ok"] and r["response"]["choices"][0]["message"]["content"] for r in records)
+    no_engine_processes_left(flow_result["job_id"], within=30)
