@@ -31,6 +31,8 @@ from vec_inf_flows.spec import LaunchSpec
 
 if TYPE_CHECKING:
     from vec_inf_flows.catalog.listing import ModelInfo
+    from vec_inf_flows.server.http import HealthResult
+    from vec_inf_flows.server.logscan import LogVerdict
 
 log = logging.getLogger("vec_inf_flows.client")
 
@@ -263,8 +265,8 @@ class VecInfClient:
         job_id: str,
         record: JobRecord | None,
         files: _JobFiles,
-        verdict: Any,
-        health: Any,
+        verdict: LogVerdict | None,
+        health: HealthResult | None,
     ) -> StatusResponse:
         from vec_inf_flows.errors import JobNotFoundError
         from vec_inf_flows.status import decide
@@ -432,7 +434,7 @@ def launch_record(
     return data
 
 
-def _log_verdict(files: _JobFiles) -> Any:
+def _log_verdict(files: _JobFiles) -> LogVerdict | None:
     from vec_inf_flows.server.logscan import scan_files
 
     if files.paths is None:

@@ -138,7 +138,7 @@ def _trigger_deployment(
         raise ConfigError("--deployment needs a Prefect server: set PREFECT_API_URL.")
     from prefect.deployments import run_deployment
 
-    flow_run = run_deployment(name=name, parameters=params, timeout=0)
+    flow_run: Any = run_deployment(name=name, parameters=params, timeout=0)  # sync here
     url = _ui_url(str(flow_run.id))
     if json_mode:
         print(json.dumps({"flow_run_id": str(flow_run.id), "ui_url": url}))
