@@ -12,10 +12,12 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
 
 DEMO_MODEL = "SmolLM2-135M-Instruct"
 PROMPTS = Path(__file__).resolve().parents[1] / "data" / "demo_prompts.jsonl"
@@ -69,6 +71,8 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
 
 
 def answers_table(path: Path) -> Table:
+    from rich.table import Table
+
     prompts = {
         json.loads(line)["id"]: json.loads(line)["messages"][-1]["content"]
         for line in PROMPTS.read_text().splitlines()
