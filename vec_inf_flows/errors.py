@@ -29,7 +29,9 @@ class InvalidJobIdError(ConfigError):
     """A job id that is not ``N`` or ``N+M``."""
 
     def __init__(self, value: str) -> None:
-        super().__init__(f"Invalid job id {value!r}: expected digits, or MAIN+OFFSET such as 1234+1.")
+        super().__init__(
+            f"Invalid job id {value!r}: expected digits, or MAIN+OFFSET such as 1234+1."
+        )
 
 
 class SlurmError(VecInfError):

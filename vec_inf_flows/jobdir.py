@@ -1,4 +1,4 @@
-"""The on-disk layout of a job: ``$log_dir/$family/$model.$job_id/$model.$job_id.{slurm,json,out,err}``.
+"""The on-disk layout of a job: ``$log_dir/$family/$model.$id/$model.$id.{slurm,json,out,err}``.
 
 Everything here writes atomically (temp file in the same directory, fsync, rename) with modes
 that are never world-writable, so a reader never sees half a file and two launches never

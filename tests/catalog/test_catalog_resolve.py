@@ -235,9 +235,13 @@ def test_env_option_forms(tmp_path: Path) -> None:
 
 
 def test_env_merges_over_catalog_env(write_yaml: WriteYaml) -> None:
-    path = write_yaml("models:\n  Meta-Llama-3.1-8B-Instruct:\n    env:\n      A: one\n      B: two\n")
+    path = write_yaml(
+        "models:\n  Meta-Llama-3.1-8B-Instruct:\n    env:\n      A: one\n      B: two\n"
+    )
     catalog = load_catalog(environ={"VEC_INF_CONFIG": str(path)})
-    spec = resolve("Meta-Llama-3.1-8B-Instruct", LaunchOptions(env={"B": "three", "C": "four"}), catalog)
+    spec = resolve(
+        "Meta-Llama-3.1-8B-Instruct", LaunchOptions(env={"B": "three", "C": "four"}), catalog
+    )
     assert spec.env == (("A", "one"), ("B", "three"), ("C", "four"))
 
 
@@ -277,10 +281,16 @@ def test_container_mode(tmp_path: Path) -> None:
     assert spec.venv is None
     assert spec.container is not None
     assert (spec.container.runtime, spec.container.image) == ("apptainer", "/images/vllm.sif")
-    assert spec.container.binds == ("/scratch", "/data:/d", "/model-weights/Meta-Llama-3.1-8B-Instruct")
+    assert spec.container.binds == (
+        "/scratch",
+        "/data:/d",
+        "/model-weights/Meta-Llama-3.1-8B-Instruct",
+    )
     with pytest.raises(ConfigError, match="set container_image"):
         resolve("Meta-Llama-3.1-8B-Instruct", LaunchOptions(venv="singularity"), CATALOG)
-    venv = resolve("Meta-Llama-3.1-8B-Instruct", LaunchOptions(venv=str(tmp_path / "venv")), CATALOG)
+    venv = resolve(
+        "Meta-Llama-3.1-8B-Instruct", LaunchOptions(venv=str(tmp_path / "venv")), CATALOG
+    )
     assert (venv.venv, venv.container) == (str(tmp_path / "venv"), None)
 
 

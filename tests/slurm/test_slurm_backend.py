@@ -138,5 +138,7 @@ def test_preflight_refusal_with_healthy_nodes_is_final(tmp_path: Path) -> None:
 
     backend = SlurmBackend(retry=RETRY, sleep=lambda _: None)
     with pytest.raises(SlurmPermanentError, match="node configuration is not available"):
-        backend.submit(sleeper_script(30, extra="#SBATCH --gres=gpu:64\n"), unique_name(), hold=True)
+        backend.submit(
+            sleeper_script(30, extra="#SBATCH --gres=gpu:64\n"), unique_name(), hold=True
+        )
     assert backend.command_counts["sinfo"] == 1 and backend.command_counts["sbatch"] == 1
