@@ -9,6 +9,7 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
+from vec_inf_flows.blocks import LaunchOverrides
 from vec_inf_flows.flows import evaluate
 
 
@@ -24,7 +25,7 @@ def nightly_eval(
         datasets,
         max_parallel_servers=max_parallel_servers,
         cluster_block=cluster_block,
-        launch_options={"time": "02:00:00"},
+        launch_options=LaunchOverrides(time="02:00:00"),
     )
     failed = sorted({row["model"] for row in rows if row["status"] != "ok"})
     create_markdown_artifact(

@@ -25,6 +25,10 @@ class LaunchOverrides(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    model_family: str | None = Field(
+        default=None, description="Model family (also the log sub-directory)."
+    )
+    model_variant: str | None = Field(default=None, description="Model variant.")
     partition: str | None = Field(default=None, description="Slurm partition.")
     qos: str | None = Field(default=None, description="Slurm quality of service.")
     account: str | None = Field(default=None, description="Slurm account charged for the job.")
@@ -48,6 +52,9 @@ class LaunchOverrides(BaseModel):
         description="Engine arguments: a comma list (--max-model-len=4096,--max-num-seqs=8) "
         "or a mapping of flag to value.",
     )
+    sglang_args: str | dict[str, Any] | None = Field(
+        default=None, description="SGLang arguments, in the same forms as vllm_args."
+    )
     bind: str | None = Field(default=None, description="Extra container bind mounts.")
     container_image: str | None = Field(default=None, description="Container image to run.")
     hf_model: str | None = Field(
@@ -56,8 +63,10 @@ class LaunchOverrides(BaseModel):
     python: str | None = Field(
         default=None, description="Python interpreter that runs the job-side launcher."
     )
-    env: dict[str, str] | None = Field(
-        default=None, description="Environment variables exported in the job."
+    env: str | dict[str, str] | None = Field(
+        default=None,
+        description="Environment variables exported in the job: a mapping, or 'K=V,K2=V2' as "
+        "the CLI's --env takes it.",
     )
 
     def as_kwargs(self) -> dict[str, Any]:

@@ -43,7 +43,9 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.runtime import flow_run as runtime_flow_run
 from prefect.runtime import task_run as runtime_task_run
 
+from vec_inf_flows import progress
 from vec_inf_flows.blocks import LaunchOverrides, SlurmCluster, VecInfServer
+from vec_inf_flows.catalog.options import parse_env_option
 from vec_inf_flows.errors import ConfigError, ServerError, SlurmError, SlurmTransientError
 from vec_inf_flows.events import emit_server_event
 from vec_inf_flows.jobdir import read_json
@@ -55,6 +57,7 @@ from vec_inf_flows.models import (
 )
 from vec_inf_flows.workload.reader import Chunk
 from vec_inf_flows.workload.runner import RunOptions, run_chunk
+from vec_inf_flows.workload.stats import Progress
 
 logger = logging.getLogger("vec_inf_flows")
 
@@ -266,7 +269,7 @@ def merge_launch_options(
     merged: dict[str, Any] = {}
     env: dict[str, str] = {}
     for layer in layers:
-        env.update(layer.get("env") or {})
+        env.update(parse_env_option(layer.get("env")))
         merged.update({key: value for key, value in layer.items() if key != "env"})
     if env:
         merged["env"] = env
@@ -288,6 +291,10 @@ def _task_run_label(prefix: str, *names: str) -> Callable[[], str]:
 
 
 # --- tasks ---------------------------------------------------------------------------------------
+#
+# Only the launch tasks carry tags (a tag concurrency limit on "gpu-job" throttles submission
+# bursts). Every tagged task run costs Prefect a concurrency-slot round trip to the API, which a
+# busy SQLite server answers in seconds; the waits, scrapes, shutdowns and chunks are untagged.
 
 
 @task(
@@ -370,7 +377,6 @@ def batch_launch_servers(
 @task(
     name="wait-until-ready",
     task_run_name=_task_run_label("wait", "job_id"),
-    tags=["vec-inf"],
     retries=3,
     retry_delay_seconds=[2, 5, 10],
     retry_condition_fn=retry_on_transient,
@@ -410,7 +416,6 @@ def _model_of(client: ServerClient, job_id: str) -> str:
 @task(
     name="collect-metrics",
     task_run_name=_task_run_label("metrics", "job_id"),
-    tags=["vec-inf"],
     retries=3,
     retry_delay_seconds=[1, 3, 5],
     retry_condition_fn=retry_on_transient,
@@ -420,11 +425,14 @@ def _model_of(client: ServerClient, job_id: str) -> str:
 def collect_metrics(job_id: str, cluster_block: str | SlurmCluster | None = None) -> dict[str, Any]:
     """Scrape the server's metrics once (throughput, latency, request counts) as a plain dict.
 
+    The raw Prometheus snapshot is left out: it is hundreds of series, and a flow's result and
+    its summary table should hold the figures people read, not the scrape.
+
     Example: ``metrics = collect_metrics(launched.job_id)``
     """
     metrics = get_client(cluster_block).metrics(job_id)
     if hasattr(metrics, "model_dump"):
-        dumped: dict[str, Any] = metrics.model_dump(mode="json")
+        dumped: dict[str, Any] = metrics.model_dump(mode="json", exclude={"snapshot"})
         return dumped
     if isinstance(metrics, Mapping):
         return dict(metrics)
@@ -468,7 +476,6 @@ def release_server(
 @task(
     name="shutdown-server",
     task_run_name=_task_run_label("shutdown", "job_id"),
-    tags=["vec-inf"],
     retries=3,
     retry_delay_seconds=[1, 3, 5],
     retry_condition_fn=retry_on_transient,
@@ -523,7 +530,6 @@ def _chunk_label() -> str:
 @task(
     name="run-workload-chunk",
     task_run_name=_chunk_label,
-    tags=["vec-inf", "workload"],
     retries=2,
     retry_delay_seconds=[5, 30],
     retry_condition_fn=retry_on_transient,
@@ -537,21 +543,32 @@ def run_workload_chunk(
     output_path: str,
     chunk: Chunk | None = None,
     api_key: str | None = None,
+    progress_label: str | None = None,
+    done_before: int = 0,
+    total: int | None = None,
 ) -> dict[str, Any]:
     """Send one chunk of a dataset (hundreds to thousands of requests) in one task run.
 
     Safe to retry: results are appended to ``output_path`` keyed by request id, and requests
-    already recorded there are skipped, so nothing is sent twice.
+    already recorded there are skipped, so nothing is sent twice. With ``progress_label``, every
+    finished request is reported to ``vec_inf_flows.progress`` as ``done_before`` plus this
+    chunk's count, out of ``total`` (the whole dataset), so a listener draws one bar per dataset.
 
     Example: ``for chunk in iter_chunks("prompts.jsonl", 500):
     run_workload_chunk(ready.base_url, "model", "prompts.jsonl", "out.jsonl", chunk)``
     """
+
+    def report(done: Progress) -> None:
+        if progress_label is not None:
+            progress.notify(progress_label, done_before + done.done, total)
+
     summary = run_chunk(
         dataset,
         output_path,
         [base_url],
         chunk=chunk,
         options=RunOptions(model=model_name, api_key=api_key),
+        on_progress=report,
     )
     return _as_summary(summary)
 

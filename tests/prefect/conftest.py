@@ -1,21 +1,35 @@
-"""One Prefect API server for the whole session (prefect_test_harness), heartbeat off."""
+"""One Prefect API server for the session (prefect_test_harness), the real local Slurm cluster,
+and per test: its own job index and log directory, with every job it left cancelled at the end."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import subprocess
+import tempfile
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Prefect keeps its home (memo store, local storage) here, never in the user's home; flow
+# subprocesses and the runner's children inherit it.
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="vec-inf-flows-prefect-home-")
 
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+from prefect.settings import (
+    PREFECT_API_URL,
+    PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+    temporary_settings,
+)
 from prefect.testing.fixtures import asserting_events_worker  # noqa: F401
 from prefect.testing.utilities import prefect_test_harness
-from prefect_fakes import FileBackedClient, completions_server
+from prefect_helpers import ClusterJobs
 
-from vec_inf_flows.tasks import client_factory
+atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
+
+SLURM_HINT = "run scripts/slurm/up.sh to start the local Slurm cluster"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -28,13 +42,38 @@ def prefect_harness() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def completions_url() -> Iterator[str]:
-    with completions_server() as url:
-        yield url
+def slurm_cluster() -> None:
+    """The local cluster must answer: a missing cluster fails these tests, never skips them."""
+    if shutil.which("sinfo") is None:
+        pytest.fail(f"Slurm is not installed (no sinfo on PATH): {SLURM_HINT}")
+    answer = subprocess.run(
+        ["sinfo", "--noheader", "--format=%n %t"], capture_output=True, text=True, timeout=30
+    )
+    if answer.returncode != 0 or not answer.stdout.strip():
+        pytest.fail(f"sinfo failed ({answer.stderr.strip()}): {SLURM_HINT}")
 
 
 @pytest.fixture
-def fake_client(tmp_path: Path, completions_url: str) -> Iterator[FileBackedClient]:
-    client = FileBackedClient(tmp_path / "fake-cluster", base_url=completions_url)
-    with client_factory(lambda cluster: client):
-        yield client
+def jobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slurm_cluster: None
+) -> Iterator[ClusterJobs]:
+    """This test's jobs; in-process flows, subprocesses and runner children all see the same
+    ``VEC_INF_FLOWS_HOME``. Whatever happens, they are cancelled afterwards."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("VEC_INF_FLOWS_HOME", str(home))
+    cluster_jobs = ClusterJobs(home, tmp_path / "logs")
+    try:
+        yield cluster_jobs
+    finally:
+        cluster_jobs.cancel_all()
+
+
+@pytest.fixture
+def subprocess_env(tmp_path: Path, jobs: ClusterJobs) -> dict[str, str]:
+    """Environment for a flow in a child process: this session's API, this test's job index."""
+    return {
+        **os.environ,
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        "VEC_INF_FLOWS_HOME": str(jobs.home),
+        "PYTHONUNBUFFERED": "1",
+    }

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 from prefect.blocks.core import Block
-from prefect.testing.standard_test_suites import BlockStandardTestSuite
+from prefect.testing.standard_test_suites import (  # type: ignore[attr-defined]
+    BlockStandardTestSuite,
+)
 from pydantic import SecretStr
 
 from vec_inf_flows.blocks import LaunchOverrides, SlurmCluster, VecInfServer

@@ -1,150 +1,253 @@
-"""Flows end to end over the client seam: chunked workloads, teardown, attach, evaluate, cleanup."""
+"""The flows end to end on the local Slurm cluster, with the simulator as the engine.
+
+Every server here is a real Slurm job running ``vec_inf_flows.sim``; requests go over HTTP to
+the node it landed on, and every test ends with none of its jobs left in ``squeue``.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
 import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-from prefect_fakes import FileBackedClient
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
+)
+from prefect.logging.handlers import APILogHandler
+from prefect_helpers import (
+    EMBEDDING_MODEL,
+    FAST,
+    MODEL,
+    READY_TIMEOUT,
+    ClusterJobs,
+    read_records,
+    wait_until,
+    write_prompts,
+    write_texts,
+)
 
-from vec_inf_flows.blocks import LaunchOverrides
+from vec_inf_flows import progress
+from vec_inf_flows.errors import ConfigError
 from vec_inf_flows.flows import batch_serve, cleanup, evaluate, serve_and_run
+from vec_inf_flows.models import LaunchResponse, ServerStatus
 from vec_inf_flows.tasks import launch_server
 
 pytestmark = pytest.mark.prefect
 
-MODEL = "SmolLM2-135M-Instruct"
-OPTIONS = LaunchOverrides(engine="sim", time="00:10:00", vllm_args="--sim-startup-delay=1")
 
-
-def write_dataset(path: Path, n: int) -> str:
-    path.write_text("".join(json.dumps({"id": i, "prompt": f"q{i}"}) + "\n" for i in range(n)))
-    return str(path)
-
-
-def artifact_keys(prefix: str) -> set[str]:
+def artifacts_of(flow_run_id: UUID) -> dict[str, Any]:
     with get_client(sync_client=True) as api:
         found = api.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_=prefix))
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
         )
-    return {artifact.key for artifact in found if artifact.key}
+    return {artifact.key or f"{artifact.type}-{artifact.id}": artifact for artifact in found}
 
 
-def test_serve_and_run_chunks_the_dataset_and_shuts_down(
-    fake_client: FileBackedClient, tmp_path: Path
-) -> None:
-    dataset = write_dataset(tmp_path / "prompts.jsonl", 7)
-
-    result = serve_and_run(
-        MODEL, dataset=dataset, chunk_size=3, launch_options=OPTIONS, output_dir=str(tmp_path)
-    )
-
-    job = fake_client.jobs()[result["job_id"]]
-    assert job["status"] == "SHUTDOWN" and job["shutdowns"] == 1
-    assert result["launched"] is True
-    assert result["workload"]["chunks"] == 3
-    assert result["workload"]["ok"] == 7 and result["workload"]["failed"] == 0
-    results = Path(result["workload"]["output"]).read_text().splitlines()
-    assert len(results) == 7
-    assert result["metrics"]["metrics"]["successful_requests"] == 3
-    assert "vec-inf-launch-smollm2-135m-instruct" in artifact_keys("vec-inf-launch-%")
-    assert f"vec-inf-metrics-{result['job_id']}" in artifact_keys("vec-inf-metrics-%")
+def task_run_count(flow_run_id: UUID) -> int:
+    with get_client(sync_client=True) as api:
+        runs = api.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    return len(runs)
 
 
-def test_failing_workload_still_shuts_the_server_down(fake_client: FileBackedClient) -> None:
-    with pytest.raises(RuntimeError, match="workload broke"):
-        serve_and_run(MODEL, workload="prefect_fakes:failing_workload", launch_options=OPTIONS)
-
-    (job,) = fake_client.jobs().values()
-    assert job["status"] == "SHUTDOWN"
-
-
-def test_attached_server_is_used_but_never_shut_down(fake_client: FileBackedClient) -> None:
-    existing = fake_client.launch(MODEL)
-
-    result = serve_and_run(job_id=existing.job_id, workload="prefect_fakes:echo_workload")
-
-    assert result["launched"] is False
-    assert result["workload"]["base_url"] == fake_client.base_url
-    assert fake_client.jobs()[existing.job_id]["status"] == "READY"
-
-
-def test_evaluate_reports_a_model_that_fails_to_start_and_runs_the_others(
-    fake_client: FileBackedClient, tmp_path: Path
-) -> None:
-    fake_client.failing = {"broken-model"}
-    datasets = [
-        write_dataset(tmp_path / "a.jsonl", 4),
-        write_dataset(tmp_path / "b.jsonl", 2),
-    ]
-
-    rows = evaluate(
-        [MODEL, "broken-model"],
-        datasets,
-        max_parallel_servers=2,
-        chunk_size=2,
-        launch_options=OPTIONS,
-        output_dir=str(tmp_path / "out"),
-    )
-
-    by_key = {(row["model"], Path(row["dataset"]).name): row for row in rows}
-    assert by_key[(MODEL, "a.jsonl")]["ok"] == 4
-    assert by_key[(MODEL, "b.jsonl")]["ok"] == 2
-    for name in ("a.jsonl", "b.jsonl"):
-        failed = by_key[("broken-model", name)]
-        assert failed["status"] == "failed"
-        assert "No available memory for the cache blocks" in failed["error"]
-    assert {job["status"] for job in fake_client.jobs().values()} == {"SHUTDOWN"}
-    assert "vec-inf-evaluation" in artifact_keys("vec-inf-evaluation")
-
-
-def test_batch_serve_runs_every_model_and_cancels_the_leader(
-    fake_client: FileBackedClient,
-) -> None:
-    rows = batch_serve([MODEL, "Qwen2.5-0.5B"], workload="prefect_fakes:echo_workload")
-
-    assert [row["model_name"] for row in rows] == [MODEL, "Qwen2.5-0.5B"]
-    jobs = fake_client.jobs()
-    assert jobs[rows[0]["job_id"]]["shutdowns"] == 1  # the leader, for the whole het job
-
-
-def test_cleanup_cancels_only_servers_of_ended_runs(fake_client: FileBackedClient) -> None:
-    @flow
-    def leaky() -> str:  # ends without tearing its server down, like a SIGKILLed run
-        return launch_server(MODEL).job_id
-
-    orphan = leaky()
-    by_hand = fake_client.launch(MODEL)  # no flow-run label: not ours to cancel
-
-    planned = cleanup(dry_run=True)
-    assert [(row["job_id"], row["action"]) for row in planned] == [(orphan, "would cancel")]
-    assert fake_client.jobs()[orphan]["status"] == "PENDING"
-
-    done = cleanup()
-    assert [(row["job_id"], row["action"]) for row in done] == [(orphan, "cancelled")]
-    jobs = fake_client.jobs()
-    assert jobs[orphan]["status"] == "SHUTDOWN"
-    assert jobs[by_hand.job_id]["status"] == "PENDING"
-
-
-def test_library_logs_are_stored_with_the_flow_run(fake_client: FileBackedClient) -> None:
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-    from prefect.logging.handlers import APILogHandler
-
-    state = serve_and_run(
-        MODEL, workload="prefect_fakes:echo_workload", launch_options=OPTIONS, return_state=True
-    )
+def library_logs(flow_run_id: UUID) -> list[str]:
     APILogHandler().flush()
     with get_client(sync_client=True) as api:
         logs = api.read_logs(
-            log_filter=LogFilter(
-                flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])
-            )
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return [log.message for log in logs if log.name == "vec_inf_flows"]
+
+
+def test_serve_and_run_sends_the_dataset_in_chunks_and_shuts_down(
+    jobs: ClusterJobs, tmp_path: Path
+) -> None:
+    dataset = write_prompts(tmp_path / "prompts.jsonl", 7)
+    output = tmp_path / "results" / "out.jsonl"
+    seen: list[tuple[str, int, int | None]] = []
+
+    with progress.listening(lambda label, done, total: seen.append((label, done, total))):
+        state = serve_and_run(
+            MODEL,
+            dataset=dataset,
+            output=str(output),
+            chunk_size=3,
+            launch_options=jobs.options(),
+            return_state=True,
+            **FAST,
         )
 
-    library = [log.message for log in logs if log.name == "vec_inf_flows"]
-    assert any(message.startswith(f"launched {MODEL} as job") for message in library)
+    result = state.result()
+    assert result["launched"] is True and result["base_url"].startswith("http://node")
+    assert result["workload"]["chunks"] == 3
+    assert (result["workload"]["ok"], result["workload"]["failed"]) == (7, 0)
+    records = read_records(output)
+    assert sorted(record["id"] for record in records) == [f"p{i}" for i in range(7)]
+    assert all(record["ok"] and record["response"]["choices"] for record in records)
+    assert result["metrics"]["metrics"]["successful_requests"] == 7  # scraped from the server
+    # One progress report per request, counting across chunks, for the CLI's bar.
+    assert [done for _, done, _ in seen] == list(range(1, 8))
+    assert {(label, total) for label, _, total in seen} == {(f"{MODEL}: prompts.jsonl", 7)}
+
+    jobs.assert_none_left()
+    assert jobs.client().status(result["job_id"]).server_status is ServerStatus.SHUTDOWN
+    run_id = state.state_details.flow_run_id
+    artifacts = artifacts_of(run_id)
+    assert "vec-inf-launch-smollm2-135m-instruct" in artifacts
+    assert f"vec-inf-metrics-{result['job_id']}" in artifacts
+    (bar,) = [a for a in artifacts.values() if a.type == "progress"]
+    assert bar.data == 100.0
+    assert f"launched {MODEL} as job {result['job_id']}" in library_logs(run_id)
+    # One task run per chunk, plus launch, wait, metrics and shutdown: with the default chunk
+    # size a 10 000-request dataset is 24 task runs, well under 50.
+    assert task_run_count(run_id) == 3 + 4
+    default_chunk = serve_and_run.parameters.properties["chunk_size"]["default"]
+    assert -(-10_000 // default_chunk) + 4 <= 50
+
+
+def test_an_exception_in_the_workload_still_shuts_the_server_down(
+    jobs: ClusterJobs, tmp_path: Path
+) -> None:
+    dataset = write_prompts(tmp_path / "prompts.jsonl", 3)
+    foreign = tmp_path / "not-ours.jsonl"
+    foreign.write_text("this file was not written by vec-inf-flows\nsecond line\n")
+
+    with pytest.raises(ConfigError, match="refusing to append"):
+        serve_and_run(
+            MODEL, dataset=dataset, output=str(foreign), launch_options=jobs.options(), **FAST
+        )
+
+    (job_id,) = jobs.ids()  # the server was up when the workload failed
+    jobs.assert_none_left()
+    assert jobs.client().status(job_id).server_status is ServerStatus.SHUTDOWN
+
+
+def test_attaching_to_a_ready_server_uses_it_and_leaves_it_running(
+    jobs: ClusterJobs, tmp_path: Path
+) -> None:
+    client = jobs.client()
+    existing = client.launch(MODEL, **jobs.options())
+    client.wait_until_ready(existing.job_id, timeout=READY_TIMEOUT, poll_interval=0.5)
+    dataset = write_prompts(tmp_path / "prompts.jsonl", 4)
+
+    result = serve_and_run(
+        job_id=existing.job_id, dataset=dataset, output=str(tmp_path / "out.jsonl"), **FAST
+    )
+
+    assert result["launched"] is False and result["job_id"] == existing.job_id
+    assert result["workload"]["ok"] == 4
+    assert client.status(existing.job_id).server_status is ServerStatus.READY
+    assert jobs.in_squeue() == {existing.job_id}
+
+
+def test_evaluate_runs_every_model_on_every_dataset(jobs: ClusterJobs, tmp_path: Path) -> None:
+    prompts = write_prompts(tmp_path / "prompts.jsonl", 3)
+    texts = write_texts(tmp_path / "texts.jsonl", 2)
+
+    rows = evaluate(
+        [MODEL, EMBEDDING_MODEL],
+        [prompts, texts],
+        max_parallel_servers=2,
+        chunk_size=2,
+        launch_options=jobs.options(),
+        output_dir=str(tmp_path / "out"),
+        **FAST,
+    )
+
+    outcome = {
+        (row["model"], Path(row["dataset"]).name): (row["status"], row["ok"], row["failed"])
+        for row in rows
+    }
+    assert outcome == {
+        (MODEL, "prompts.jsonl"): ("ok", 3, 0),
+        (MODEL, "texts.jsonl"): ("ok", 0, 2),  # a generate server has no /v1/embeddings
+        (EMBEDDING_MODEL, "prompts.jsonl"): ("ok", 0, 3),  # a pooling server cannot complete
+        (EMBEDDING_MODEL, "texts.jsonl"): ("ok", 2, 0),
+    }
+    embeddings = read_records(next(r["output"] for r in rows if r["ok"] == 2))
+    assert all(len(record["response"]["data"][0]["embedding"]) > 0 for record in embeddings)
+    assert len({row["job_id"] for row in rows}) == 2
+    jobs.assert_none_left()
+
+
+def test_evaluate_names_a_model_that_fails_to_start_and_finishes_the_others(
+    jobs: ClusterJobs, tmp_path: Path
+) -> None:
+    prompts = write_prompts(tmp_path / "prompts.jsonl", 3)
+    broken = jobs.options(sim_args=["--sim-fail-at-startup=kv-cache"])
+
+    state = evaluate(
+        [MODEL, EMBEDDING_MODEL],
+        [prompts],
+        launch_options=jobs.options(),
+        model_options={EMBEDDING_MODEL: broken},
+        output_dir=str(tmp_path / "out"),
+        return_state=True,
+        **FAST,
+    )
+
+    rows = {row["model"]: row for row in state.result()}
+    assert (rows[MODEL]["status"], rows[MODEL]["ok"]) == ("ok", 3)
+    failed = rows[EMBEDDING_MODEL]
+    assert failed["status"] == "failed"
+    assert "FAILED before becoming ready" in failed["error"] and "KV cache" in failed["error"]
+    summary = artifacts_of(state.state_details.flow_run_id)["vec-inf-evaluation"]
+    assert f"failed: {EMBEDDING_MODEL} (ServerError:" in summary.description
+    assert "KV cache" in summary.description
+    jobs.assert_none_left()
+
+
+def test_batch_serve_runs_both_servers_of_one_het_job(jobs: ClusterJobs, tmp_path: Path) -> None:
+    batch_config = tmp_path / "batch.yaml"
+    batch_config.write_text(
+        f"defaults:\n  engine: sim\n  time: '00:10:00'\n  log_dir: {jobs.log_dir}\n"
+    )
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(
+        Path(write_prompts(tmp_path / "p.jsonl", 2)).read_text()
+        + Path(write_texts(tmp_path / "t.jsonl", 2)).read_text()
+    )
+
+    rows = batch_serve(
+        [MODEL, EMBEDDING_MODEL],
+        batch_config=str(batch_config),
+        dataset=str(mixed),
+        output_dir=str(tmp_path / "out"),
+        **FAST,
+    )
+
+    assert [row["model_name"] for row in rows] == [MODEL, EMBEDDING_MODEL]
+    leader = rows[0]["job_id"].split("+")[0]
+    assert [row["job_id"] for row in rows] == [f"{leader}+0", f"{leader}+1"]
+    for row in rows:  # each server answered its own kind of request and refused the other
+        assert (row["workload"]["ok"], row["workload"]["failed"]) == (2, 2)
+        assert len(read_records(row["workload"]["output"])) == 4
+    jobs.assert_none_left()
+
+
+def test_cleanup_cancels_only_servers_whose_run_has_ended(jobs: ClusterJobs) -> None:
+    @flow
+    def leaky() -> str:  # ends without shutting its server down, like a SIGKILLed run
+        launched: LaunchResponse = launch_server(MODEL, jobs.options())
+        return str(launched.job_id)
+
+    orphan = leaky()
+    by_hand = jobs.client().launch(MODEL, **jobs.options()).job_id  # unlabelled: not ours
+
+    planned = cleanup(dry_run=True)
+    assert [(row["job_id"], row["action"]) for row in planned] == [(orphan, "would cancel")]
+    assert jobs.in_squeue() == {orphan, by_hand}
+
+    done = cleanup()
+    assert [(row["job_id"], row["action"]) for row in done] == [(orphan, "cancelled")]
+    assert done[0]["flow_run_state"] == "Completed"
+    wait_until(lambda: jobs.in_squeue() == {by_hand}, 30, "only the unlabelled job to remain")

@@ -1,4 +1,5 @@
-"""Task policies: what is retried, what is not, and what a retried launch must never do."""
+"""Task policies on the real cluster: what a launch records, which events a server's life emits,
+which faults are retried."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.events.clients import AssertingEventsClient
 from prefect.events.worker import EventsWorker
-from prefect_fakes import FileBackedClient
+from prefect.runtime import flow_run
+from prefect_helpers import MODEL, READY_TIMEOUT, ClusterJobs
 
 from vec_inf_flows.errors import ServerError, SlurmPermanentError, SlurmTransientError
-from vec_inf_flows.models import LaunchResponse
 from vec_inf_flows.tasks import (
     FLOW_RUN_LABEL,
     is_transient,
@@ -25,54 +26,13 @@ from vec_inf_flows.tasks import (
 
 pytestmark = pytest.mark.prefect
 
-MODEL = "SmolLM2-135M-Instruct"
 fast_launch = launch_server.with_options(retry_delay_seconds=0)
 
 
-@flow
-def launch_flow() -> LaunchResponse:
-    return fast_launch(MODEL, {"time": "00:05:00", "engine": "sim"})
-
-
-def test_transient_submit_fault_is_retried_once(fake_client: FileBackedClient) -> None:
-    fake_client.launch_faults = [SlurmTransientError("slurmctld did not answer")]
-
-    launched = launch_flow()
-
-    assert fake_client.launch_calls == 2
-    assert list(fake_client.jobs()) == [launched.job_id]
-
-
-def test_permanent_submit_fault_is_not_retried(fake_client: FileBackedClient) -> None:
-    fake_client.launch_faults = [SlurmPermanentError("Invalid qos specification")]
-
-    with pytest.raises(SlurmPermanentError, match="Invalid qos"):
-        launch_flow()
-
-    assert fake_client.launch_calls == 1
-    assert fake_client.jobs() == {}
-
-
-def test_retry_after_ambiguous_submit_adopts_the_job_instead_of_submitting_again(
-    fake_client: FileBackedClient,
-) -> None:
-    fake_client.launch_faults = ["submit-then-transient"]
-
-    launched = launch_flow()
-
-    assert fake_client.launch_calls == 1  # the second attempt found its job by the launch key
-    assert list(fake_client.jobs()) == [launched.job_id]
-
-
-def test_launch_records_the_flow_run_and_names_the_task_run(
-    fake_client: FileBackedClient,
-) -> None:
+def test_launch_records_the_flow_run_and_names_the_task_run(jobs: ClusterJobs) -> None:
     @flow
-    def named() -> tuple[Any, Any]:
-        state = fast_launch(MODEL, return_state=True)
-        from prefect.runtime import flow_run
-
-        return state, flow_run.id
+    def named() -> tuple[Any, str]:
+        return fast_launch(MODEL, jobs.options(), return_state=True), str(flow_run.id)
 
     state, flow_run_id = named()
     launched = state.result()
@@ -81,32 +41,48 @@ def test_launch_records_the_flow_run_and_names_the_task_run(
 
     assert task_run.name == f"launch-{MODEL}"
     assert {"vec-inf", "gpu-job"} <= set(task_run.tags)
-    assert labels_of(launched.job_dir)[FLOW_RUN_LABEL] == str(flow_run_id)
+    assert labels_of(launched.job_dir)[FLOW_RUN_LABEL] == flow_run_id
+    assert jobs.ids() == [launched.job_id]
 
 
-def test_ready_and_failed_and_shutdown_emit_server_events(
-    fake_client: FileBackedClient, asserting_events_worker: EventsWorker
-) -> None:
-    fake_client.failing = {"broken-model"}
-
+def test_a_refused_submission_is_not_retried(jobs: ClusterJobs) -> None:
     @flow
-    def lifecycle() -> None:
-        good = fast_launch(MODEL)
-        bad = fast_launch("broken-model")
-        wait_until_ready(good.job_id)
-        shutdown_server(good.job_id)
-        with pytest.raises(ServerError):
-            wait_until_ready(bad.job_id)
+    def refused() -> tuple[str, Any]:
+        state = fast_launch(MODEL, jobs.options(partition="nosuch"), return_state=True)
+        error = state.result(raise_on_failure=False)
+        return repr(error), state.state_details.task_run_id  # plain values: the flow succeeds
 
-    lifecycle()
+    error, task_run_id = refused()
+
+    assert error.startswith("SlurmPermanentError(") and "nosuch" in error
+    with get_client(sync_client=True) as api:
+        assert api.read_task_run(task_run_id).run_count == 1
+    assert jobs.ids() == []
+
+
+def test_server_life_emits_ready_failed_and_shutdown_events(
+    jobs: ClusterJobs, asserting_events_worker: EventsWorker
+) -> None:
+    @flow
+    def lifecycle() -> tuple[str, str]:
+        good = fast_launch(MODEL, jobs.options())
+        bad = fast_launch(MODEL, jobs.options(sim_args=["--sim-fail-at-startup=kv-cache"]))
+        wait_until_ready(good.job_id, READY_TIMEOUT, 0.5)
+        shutdown_server(good.job_id)
+        with pytest.raises(ServerError, match="KV cache"):
+            wait_until_ready.with_options(retries=0)(bad.job_id, READY_TIMEOUT, 0.5)
+        return good.job_id, bad.job_id
+
+    good, bad = lifecycle()
     asserting_events_worker.drain()
     client = asserting_events_worker._client
     assert isinstance(client, AssertingEventsClient)
     seen = {(e.event, e.resource.id, e.resource.get("vec-inf.model")) for e in client.events}
 
-    assert ("vec-inf.server.ready", "vec-inf.server.1000", MODEL) in seen
-    assert ("vec-inf.server.shutdown", "vec-inf.server.1000", MODEL) in seen
-    assert ("vec-inf.server.failed", "vec-inf.server.1001", "broken-model") in seen
+    for kind, job_id in [("submitted", good), ("ready", good), ("shutdown", good)]:
+        assert (f"vec-inf.server.{kind}", f"vec-inf.server.{job_id}", MODEL) in seen
+    assert ("vec-inf.server.failed", f"vec-inf.server.{bad}", MODEL) in seen
+    jobs.assert_none_left()
 
 
 @pytest.mark.parametrize(

@@ -76,14 +76,16 @@ def flow_parameters(args: argparse.Namespace, launch_options: dict[str, Any]) ->
     params: dict[str, Any] = {}
     simple = (
         "model_name", "job_id", "dataset", "output", "output_dir", "chunk_size",
-        "max_concurrent_servers", "ready_timeout", "dry_run", "cluster_block", "server_block",
+        "ready_timeout", "dry_run", "cluster_block", "server_block",
     )  # fmt: skip
     for name in simple:
         value = getattr(args, name, None)
         if value is not None:
             params[name] = value
+    if args.max_concurrent_servers is not None:
+        params["max_parallel_servers"] = args.max_concurrent_servers
     if args.models:
-        params["models" if args.flow == "evaluate" else "model_names"] = _split(args.models)
+        params["models"] = _split(args.models)
     if args.datasets:
         params["datasets"] = _split(args.datasets)
     if launch_options:

@@ -16,6 +16,7 @@ from typing import Any
 
 from prefect import Flow
 from prefect.client.schemas.objects import FlowRun, State
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect.logging.handlers import APILogHandler
 
 from vec_inf_flows.blocks import SlurmCluster
@@ -109,6 +110,14 @@ def teardown_hook(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) ->
         release_server(job_id, cluster, TEARDOWN_TIMEOUT)
 
 
+class _InsideARun(logging.Filter):
+    """Pass only records logged inside a flow or task run: the same process may use the client
+    outside any run afterwards (a notebook, the CLI), and those records have no run to go to."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return FlowRunContext.get() is not None or TaskRunContext.get() is not None
+
+
 def enable_library_logs(level: int = logging.INFO) -> None:
     """Send the ``vec_inf_flows`` logger to the run's logs (and set its level, which Prefect's
     PREFECT_LOGGING_EXTRA_LOGGERS does not do)."""
@@ -116,4 +125,6 @@ def enable_library_logs(level: int = logging.INFO) -> None:
     if library.level == logging.NOTSET or library.level > level:
         library.setLevel(level)
     if not any(isinstance(handler, APILogHandler) for handler in library.handlers):
-        library.addHandler(APILogHandler())
+        handler = APILogHandler()
+        handler.addFilter(_InsideARun())
+        library.addHandler(handler)

@@ -34,7 +34,7 @@ def merge_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     total: dict[str, Any] = {"chunks": len(summaries)}
     for key in (*_COUNTERS, *_TOKENS, "elapsed_s"):
         total[key] = sum(summary.get(key) or 0 for summary in summaries)
-    elapsed = total["elapsed_s"] or 0.0
+    elapsed = total["elapsed_s"] = round(total["elapsed_s"] or 0.0, 4)
     total["requests_per_s"] = round(total["ok"] / elapsed, 3) if elapsed else 0.0
     total["completion_tokens_per_s"] = (
         round(total["completion_tokens"] / elapsed, 3) if elapsed else 0.0
@@ -48,21 +48,44 @@ def run_dataset(
     dataset: str,
     chunk_size: int,
     output_dir: str | None = None,
+    output: str | None = None,
 ) -> dict[str, Any]:
-    if not Path(dataset).expanduser().is_file():
+    """Send the dataset chunk by chunk; results go to ``output`` (or a file per model).
+
+    Progress is reported twice over: per request to ``vec_inf_flows.progress`` (the CLI's bar)
+    and per chunk to the run's progress artifact (the UI's bar).
+    """
+    source = Path(dataset).expanduser()
+    if not source.is_file():
         raise ConfigError(f"Dataset {dataset} does not exist.")
-    output = output_path_for(dataset, model_name, output_dir)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    chunks = list(iter_chunks(Path(dataset).expanduser(), chunk_size))
+    results = (
+        Path(output).expanduser() if output else output_path_for(dataset, model_name, output_dir)
+    )
+    results.parent.mkdir(parents=True, exist_ok=True)
+    chunks = list(iter_chunks(source, chunk_size))
     total = sum(chunk.count for chunk in chunks)
-    progress = Progress(len(chunks), f"{model_name}: {Path(dataset).name}, {total} requests")
+    label = f"{model_name}: {source.name}"
+    artifact = Progress(len(chunks), f"{label}, {total} requests")
     summaries: list[dict[str, Any]] = []
+    done = 0
     for chunk in chunks:
-        summaries.append(run_workload_chunk(base_url, model_name, dataset, str(output), chunk))
-        progress.advance()
+        summaries.append(
+            run_workload_chunk(
+                base_url,
+                model_name,
+                str(source),
+                str(results),
+                chunk,
+                progress_label=label,
+                done_before=done,
+                total=total,
+            )
+        )
+        done += chunk.count
+        artifact.advance()
     merged = merge_summaries(summaries)
     merged["dataset"] = dataset
-    merged["output"] = str(output)
+    merged["output"] = str(results)
     return merged
 
 
@@ -74,12 +97,15 @@ def run_any(
     workload: Workload | None,
     chunk_size: int,
     output_dir: str | None,
+    output: str | None = None,
 ) -> dict[str, Any]:
     """The dataset (chunked), or the workload callable, or nothing when neither is given."""
     if dataset is not None and workload is not None:
         raise ConfigError("Give either a dataset or a workload, not both.")
+    if output is not None and dataset is None:
+        raise ConfigError("An output file needs a dataset (--input) to fill it.")
     if dataset is not None:
-        return run_dataset(base_url, model_name, dataset, chunk_size, output_dir)
+        return run_dataset(base_url, model_name, dataset, chunk_size, output_dir, output)
     if workload is not None:
         return run_workload(base_url, model_name, workload)
     return {}

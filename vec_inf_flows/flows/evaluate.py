@@ -90,6 +90,20 @@ def evaluate_model(
     return rows
 
 
+def options_for(
+    model_name: str,
+    launch_options: LaunchOverrides | None,
+    model_options: dict[str, LaunchOverrides] | None,
+) -> LaunchOverrides | None:
+    """The shared options with this model's own laid over them (models differ in what they
+    need: a context length, an engine flag, more memory)."""
+    own = (model_options or {}).get(model_name)
+    if own is None:
+        return launch_options
+    shared = launch_options.as_kwargs() if launch_options is not None else {}
+    return LaunchOverrides.model_validate({**shared, **own.as_kwargs()})
+
+
 def summary_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The table's columns: identity, outcome, and the summary's counters (metrics left out)."""
     return [{key: value for key, value in row.items() if key != "metrics"} for row in rows]
@@ -108,6 +122,7 @@ def evaluate(
     chunk_size: int = 500,
     output_dir: str | None = None,
     launch_options: LaunchOverrides | None = None,
+    model_options: dict[str, LaunchOverrides] | None = None,
     cluster_block: str | None = None,
     ready_timeout: float = 1800.0,
     poll_interval: float = 2.0,
@@ -116,6 +131,7 @@ def evaluate(
 
     At most ``max_parallel_servers`` servers exist at once; ``gpu_limit_name`` additionally
     holds a slot of that Prefect global concurrency limit per server, shared across runs.
+    ``model_options`` maps a model name to options laid over ``launch_options`` for it alone.
     """
     enable_library_logs()
     if not models or not datasets:
@@ -136,7 +152,7 @@ def evaluate(
                     servers,
                     model,
                     datasets,
-                    launch_options=launch_options,
+                    launch_options=options_for(model, launch_options, model_options),
                     chunk_size=chunk_size,
                     output_dir=output_dir,
                     ready_timeout=ready_timeout,
@@ -149,11 +165,18 @@ def evaluate(
                 rows.extend(future.result())
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
-    table = summary_rows(rows)
-    failed = sorted({row["model"] for row in rows if row["status"] != "ok"})
     publish_table(
         "vec-inf-evaluation",
-        table,
-        f"{len(models)} models × {len(datasets)} datasets; failed: {', '.join(failed) or 'none'}.",
+        summary_rows(rows),
+        f"{len(models)} models × {len(datasets)} datasets; failed: {failure_summary(rows)}.",
     )
     return rows
+
+
+def failure_summary(rows: list[dict[str, Any]], limit: int = 300) -> str:
+    """Each failed model with its first error, e.g. ``m (ServerError: ... KV cache ...)``."""
+    reasons: dict[str, str] = {}
+    for row in rows:
+        if row["status"] != "ok":
+            reasons.setdefault(row["model"], str(row.get("error") or "unknown error")[:limit])
+    return "; ".join(f"{model} ({reason})" for model, reason in sorted(reasons.items())) or "none"

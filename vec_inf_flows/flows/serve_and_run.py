@@ -73,6 +73,7 @@ def serve_and_run(
     dataset: str | None = None,
     workload: Workload | None = None,
     chunk_size: int = 500,
+    output: str | None = None,
     output_dir: str | None = None,
     launch_options: LaunchOverrides | None = None,
     cluster_block: str | None = None,
@@ -83,7 +84,9 @@ def serve_and_run(
     """Provision a server (or attach to ``job_id``), run the workload, collect metrics, shut down.
 
     ``dataset`` is a JSONL file of requests, sent ``chunk_size`` at a time (one task run per
-    chunk); ``workload`` is ``"package.module:function"`` called as ``(base_url, model_name)``.
+    chunk); results go to ``output`` (one JSONL record per request id) or, without it, to a
+    file per model in ``output_dir`` (default: next to the dataset). ``workload`` is
+    ``"package.module:function"`` called as ``(base_url, model_name)``.
     A server given by ``job_id`` is used as is and never shut down by this flow.
     """
     enable_library_logs()
@@ -105,6 +108,7 @@ def serve_and_run(
             workload=workload,
             chunk_size=chunk_size,
             output_dir=output_dir,
+            output=output,
         )
         metrics = best_effort_metrics(ready.job_id, cluster)
         launched_here = ready.job_id in servers.job_ids
