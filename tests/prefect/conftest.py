@@ -6,7 +6,6 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import subprocess
 import tempfile
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -29,7 +28,6 @@ from prefect_helpers import ClusterJobs
 
 atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
 
-SLURM_HINT = "run scripts/slurm/up.sh to start the local Slurm cluster"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -39,18 +37,6 @@ def prefect_harness() -> Iterator[None]:
         temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
     ):
         yield
-
-
-@pytest.fixture(scope="session")
-def slurm_cluster() -> None:
-    """The local cluster must answer: a missing cluster fails these tests, never skips them."""
-    if shutil.which("sinfo") is None:
-        pytest.fail(f"Slurm is not installed (no sinfo on PATH): {SLURM_HINT}")
-    answer = subprocess.run(
-        ["sinfo", "--noheader", "--format=%n %t"], capture_output=True, text=True, timeout=30
-    )
-    if answer.returncode != 0 or not answer.stdout.strip():
-        pytest.fail(f"sinfo failed ({answer.stderr.strip()}): {SLURM_HINT}")
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 
@@ -10,28 +9,6 @@ import pytest
 from slurm_helpers import CTLD_SCRIPT, FAST_RETRY
 
 from vec_inf_flows.backends.slurm.backend import SlurmBackend
-
-
-@pytest.fixture(scope="session")
-def slurm_cluster() -> None:
-    """The local cluster must answer; a missing cluster is a failure, never a skip."""
-    hint = "run scripts/slurm/up.sh to start the local Slurm cluster"
-    if shutil.which("sinfo") is None:
-        pytest.fail(f"Slurm is not installed (no sinfo on PATH): {hint}")
-    try:
-        answer = subprocess.run(
-            ["sinfo", "--noheader", "--format=%n %t"], capture_output=True, text=True, timeout=20
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"sinfo did not answer within 20 s: {hint}")
-    if answer.returncode != 0 or not answer.stdout.strip():
-        pytest.fail(f"sinfo failed ({answer.stderr.strip()}): {hint}")
-
-
-@pytest.fixture(autouse=True)
-def _needs_cluster(request: pytest.FixtureRequest) -> None:
-    if request.node.get_closest_marker("slurm") is not None:
-        request.getfixturevalue("slurm_cluster")
 
 
 @pytest.fixture
