@@ -29,7 +29,6 @@ from prefect_helpers import ClusterJobs
 atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
 
 
-
 @pytest.fixture(scope="session", autouse=True)
 def prefect_harness() -> Iterator[None]:
     with (

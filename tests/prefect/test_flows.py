@@ -251,3 +251,43 @@ def test_cleanup_cancels_only_servers_whose_run_has_ended(jobs: ClusterJobs) -> 
     assert [(row["job_id"], row["action"]) for row in done] == [(orphan, "cancelled")]
     assert done[0]["flow_run_state"] == "Completed"
     wait_until(lambda: jobs.in_squeue() == {by_hand}, 30, "only the unlabelled job to remain")
+
+
+def test_a_server_that_dies_mid_run_is_replaced_and_the_dataset_resumes(
+    jobs: ClusterJobs, tmp_path: Path
+) -> None:
+    """The simulator dies after 6 answered requests; each replacement does too. With enough
+    relaunches every id is answered exactly once, and the dead servers are gone."""
+    dataset = write_prompts(tmp_path / "prompts.jsonl", 14)
+    output = tmp_path / "out.jsonl"
+    result = serve_and_run(
+        MODEL,
+        dataset=dataset,
+        output=str(output),
+        chunk_size=5,
+        relaunches=3,
+        launch_options=jobs.options(["--sim-crash-after=6", "--max-num-seqs=2"]),
+        **FAST,
+    )
+    records = read_records(output)
+    assert sorted(record["id"] for record in records) == sorted(f"p{i}" for i in range(14))
+    assert all(record["ok"] for record in records)
+    assert 1 <= result["workload"]["relaunches"] <= 3
+    jobs.assert_none_left()
+
+
+def test_without_relaunches_a_dead_server_fails_the_run_and_is_torn_down(
+    jobs: ClusterJobs, tmp_path: Path
+) -> None:
+    dataset = write_prompts(tmp_path / "prompts.jsonl", 10)
+    state = serve_and_run(
+        MODEL,
+        dataset=dataset,
+        output=str(tmp_path / "out.jsonl"),
+        relaunches=0,
+        launch_options=jobs.options(["--sim-crash-after=3", "--max-num-seqs=2"]),
+        return_state=True,
+        **FAST,
+    )
+    assert state.is_failed()
+    jobs.assert_none_left()
