@@ -73,18 +73,35 @@ def test_startup_log_follows_vllms_order_and_streams() -> None:
     assert f"Starting vLLM server on {sim.url}" in "\n".join(out)
 
 
+def _loading_or_gone(sim: SimServer) -> bool:
+    return "Starting to load model" in sim.stdout_text or sim.process.poll() is not None
+
+
+def _sim_on_a_free_port(*args: str) -> tuple[SimServer, int]:
+    """An explicit port, so the test can knock before the server says where it is. Another
+    process can take a free port before the simulator binds it: then pick another."""
+    for _ in range(3):
+        port = free_port()
+        sim = SimServer(["/m/tiny", "--port", str(port), *args], wait_ready=False)
+        sim.start()
+        wait_for(lambda sim=sim: _loading_or_gone(sim))
+        if sim.process.poll() is None:
+            return sim, port
+        assert "Address already in use" in sim.stderr_text, sim.stderr_text
+        sim.kill()
+    raise AssertionError("no free port could be bound in 3 tries")
+
+
 def test_health_refuses_connections_until_the_ready_line() -> None:
-    port = free_port()
-    sim = SimServer(
-        ["/m/tiny", "--port", str(port), "--sim-startup-delay", "1.5"], wait_ready=False
-    )
-    with sim.start():
-        wait_for(lambda: "Starting to load model" in sim.stdout_text)
+    sim, port = _sim_on_a_free_port("--sim-startup-delay", "1.5")
+    try:
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/health")
         assert READY_LINE not in sim.stderr_text  # so the refusal really was before ready
         sim.wait_until_ready()
         assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
+    finally:
+        sim.__exit__(None, None, None)
 
 
 def test_sigterm_with_a_request_in_flight_exits_zero() -> None:
