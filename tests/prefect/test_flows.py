@@ -90,6 +90,8 @@ def test_serve_and_run_sends_the_dataset_in_chunks_and_shuts_down(
     assert result["launched"] is True and result["base_url"].startswith("http://node")
     assert result["workload"]["chunks"] == 3
     assert (result["workload"]["ok"], result["workload"]["failed"]) == (7, 0)
+    latency = result["workload"]["latency_s"]
+    assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"]
     records = read_records(output)
     assert sorted(record["id"] for record in records) == [f"p{i}" for i in range(7)]
     assert all(record["ok"] and record["response"]["choices"] for record in records)

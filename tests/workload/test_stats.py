@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from vec_inf_flows.workload.record import RecordError, ResultRecord
 from vec_inf_flows.workload.stats import RunStats, percentile
 
@@ -33,3 +36,18 @@ def test_counts_and_tokens() -> None:
     assert summary.latency_s.p50 == 1.0 and summary.latency_s.p99 == 2.0
     assert summary.ttft_s.p50 is None
     assert stats.progress().done == 6 and stats.progress().total == 5
+
+
+def test_output_latencies_cover_every_answered_record_of_the_file(tmp_path: Path) -> None:
+    from vec_inf_flows.workload.stats import output_latencies
+
+    output = tmp_path / "out.jsonl"
+    lines = [
+        {"id": f"r{n}", "line": n, "ok": True, "latency_s": n / 100, "ttft_s": n / 1000}
+        for n in range(1, 101)
+    ]
+    lines.append({"id": "bad", "line": 101, "ok": False, "error": {"type": "x", "message": "y"}})
+    output.write_text("".join(json.dumps(line) + "\n" for line in lines) + '{"id": "torn"')
+    latency, ttft = output_latencies(output)
+    assert (latency.p50, latency.p95, latency.p99) == (0.5, 0.95, 0.99)
+    assert ttft.p50 == 0.05 and latency.mean is not None and abs(latency.mean - 0.505) < 1e-9

@@ -8,8 +8,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rich.console import Console
-
 from vec_inf_flows.cli import render
 from vec_inf_flows.client import VecInfClient
 from vec_inf_flows.models import MetricsResponse, StatusResponse
@@ -17,9 +15,28 @@ from vec_inf_flows.models import MetricsResponse, StatusResponse
 Overrides = Callable[[argparse.Namespace], dict[str, Any]]
 
 
+class LazyConsole:
+    """rich's Console, made on first use, so ``--json-mode`` never imports rich."""
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Any = None
+
+    @property
+    def real(self) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
 def dispatch(args: argparse.Namespace, overrides: Overrides) -> int:
     # In --json-mode stdout carries only JSON; progress and notes go to stderr.
-    console = Console(stderr=bool(getattr(args, "json_mode", False)))
+    console = LazyConsole(stderr=bool(getattr(args, "json_mode", False)))
     if getattr(args, "backend", None):
         os.environ["VEC_INF_BACKEND"] = args.backend  # flows and tasks build clients too
     if args.command == "run":
@@ -34,7 +51,7 @@ def dispatch(args: argparse.Namespace, overrides: Overrides) -> int:
     return handler(args, overrides, console)
 
 
-def _launch(args: argparse.Namespace, overrides: Overrides, console: Console) -> int:
+def _launch(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
     client = VecInfClient()
     response = client.launch(args.model_name, **overrides(args))
     if args.json_mode:
@@ -47,7 +64,7 @@ def _launch(args: argparse.Namespace, overrides: Overrides, console: Console) ->
     return 0
 
 
-def _batch_launch(args: argparse.Namespace, overrides: Overrides, console: Console) -> int:
+def _batch_launch(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
     response = VecInfClient().batch_launch(args.model_names, args.batch_config)
     if args.json_mode:
         render.print_json(console, response.model_dump())
@@ -56,14 +73,14 @@ def _batch_launch(args: argparse.Namespace, overrides: Overrides, console: Conso
     return 0
 
 
-def _print_status(console: Console, status: StatusResponse, json_mode: bool) -> None:
+def _print_status(console: LazyConsole, status: StatusResponse, json_mode: bool) -> None:
     if json_mode:
         render.print_json(console, status.model_dump(mode="json"))
     else:
         console.print(render.status_table(status))
 
 
-def _status(args: argparse.Namespace, overrides: Overrides, console: Console) -> int:
+def _status(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
     client = VecInfClient()
     if len(args.job_ids) == 1:
         _print_status(console, client.status(args.job_ids[0]), args.json_mode)
@@ -78,7 +95,7 @@ def _status(args: argparse.Namespace, overrides: Overrides, console: Console) ->
     return 0
 
 
-def _metrics(args: argparse.Namespace, overrides: Overrides, console: Console) -> int:
+def _metrics(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
     from vec_inf_flows.server.metrics import metrics_rows
 
     client = VecInfClient()
@@ -97,7 +114,8 @@ def _metrics(args: argparse.Namespace, overrides: Overrides, console: Console) -
     from rich.live import Live
 
     title = f"Metric ({current.model_name}, job {current.job_id})"
-    with Live(render.metrics_table(metrics_rows(current.metrics), title), console=console) as live:
+    table = render.metrics_table(metrics_rows(current.metrics), title)
+    with Live(table, console=console.real) as live:
         try:
             while True:
                 time.sleep(args.interval)
@@ -108,7 +126,7 @@ def _metrics(args: argparse.Namespace, overrides: Overrides, console: Console) -
     return 0
 
 
-def _print_metrics(console: Console, response: MetricsResponse, json_mode: bool) -> None:
+def _print_metrics(console: LazyConsole, response: MetricsResponse, json_mode: bool) -> None:
     from vec_inf_flows.server.metrics import metrics_rows
 
     if json_mode:
@@ -122,7 +140,7 @@ def _print_metrics(console: Console, response: MetricsResponse, json_mode: bool)
         console.print(render.metrics_table(metrics_rows(response.metrics)))
 
 
-def _shutdown(args: argparse.Namespace, overrides: Overrides, console: Console) -> int:
+def _shutdown(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
     ids = VecInfClient().shutdown(args.job_ids)
     if args.json_mode:
         render.print_json(console, {"shutdown": ids})
@@ -132,7 +150,7 @@ def _shutdown(args: argparse.Namespace, overrides: Overrides, console: Console) 
     return 0
 
 
-def _list(args: argparse.Namespace, overrides: Overrides, console: Console) -> int:
+def _list(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
     client = VecInfClient()
     if args.model_name:
         dumped = client.model_config(args.model_name)
@@ -150,13 +168,13 @@ def _list(args: argparse.Namespace, overrides: Overrides, console: Console) -> i
     return 0
 
 
-def _wait(args: argparse.Namespace, overrides: Overrides, console: Console) -> int:
+def _wait(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
     status = VecInfClient().wait_until_ready(args.job_id, timeout=args.timeout)
     _print_status(console, status, args.json_mode)
     return 0
 
 
-def _engine(args: argparse.Namespace, overrides: Overrides, console: Console) -> int:
+def _engine(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
     from vec_inf_flows.engines.cpu import CpuEngine
 
     engine = CpuEngine.default()
@@ -183,7 +201,7 @@ def _engine(args: argparse.Namespace, overrides: Overrides, console: Console) ->
     return 0 if described["ready"] else 1
 
 
-_HANDLERS: dict[str, Callable[[argparse.Namespace, Overrides, Console], int]] = {
+_HANDLERS: dict[str, Callable[[argparse.Namespace, Overrides, LazyConsole], int]] = {
     "launch": _launch,
     "batch-launch": _batch_launch,
     "status": _status,

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rich.console import Console
     from rich.table import Table
 
 
@@ -36,7 +35,7 @@ def add_demo_command(commands: Any) -> None:
     demo.add_argument("--json-mode", action="store_true")
 
 
-def run_demo(args: argparse.Namespace, console: Console) -> int:
+def run_demo(args: argparse.Namespace, console: Any) -> int:
     from vec_inf_flows.backends.select import backend_name
 
     backend = backend_name(args.backend)

@@ -1,13 +1,17 @@
-"""Rich tables laid out like the vec-inf user guide's, and JSON for ``--json-mode``."""
+"""Rich tables laid out like the vec-inf user guide's, and JSON for ``--json-mode``.
+
+rich is imported when a table is built, so ``--json-mode`` never pays for it.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.table import Table
+
 
 from vec_inf_flows.models import (
     BatchLaunchResponse,
@@ -32,13 +36,19 @@ _TYPE_STYLE = {
 }
 
 
-def print_json(console: Console, payload: Any) -> None:
+def print_json(console: Any, payload: Any) -> None:
     """JSON always goes to stdout as one document; people-facing text goes to the console."""
     print(json.dumps(payload, default=str), flush=True)
 
 
+def new_table(**options: Any) -> Table:
+    from rich.table import Table
+
+    return Table(show_header=True, header_style="bold", **options)
+
+
 def key_value_table(title: str, rows: Iterable[tuple[str, str]]) -> Table:
-    table = Table(show_header=True, header_style="bold")
+    table = new_table()
     table.add_column(title, style="bold")
     table.add_column("Value")
     for key, value in rows:
@@ -158,7 +168,7 @@ def status_table(status: StatusResponse) -> Table:
 
 
 def status_list_table(statuses: Sequence[StatusResponse]) -> Table:
-    table = Table(show_header=True, header_style="bold")
+    table = new_table()
     for column in ("Job ID", "Model Name", "Status", "Base URL", "Reason"):
         table.add_column(column)
     for status in statuses:
@@ -174,7 +184,7 @@ def status_list_table(statuses: Sequence[StatusResponse]) -> Table:
 
 
 def models_table(models: Sequence[Any]) -> Table:
-    table = Table(show_header=True, header_style="bold")
+    table = new_table()
     table.add_column("Model", no_wrap=True)
     for column in ("Family", "Type"):
         table.add_column(column, overflow="fold")

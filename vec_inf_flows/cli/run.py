@@ -11,8 +11,6 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from rich.console import Console
-
 from vec_inf_flows.errors import ConfigError
 
 FLOWS = {
@@ -98,7 +96,7 @@ def _split(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def run_command(args: argparse.Namespace, launch_options: dict[str, Any], console: Console) -> int:
+def run_command(args: argparse.Namespace, launch_options: dict[str, Any], console: Any) -> int:
     params = flow_parameters(args, launch_options)
     if "api_key" in launch_options:
         raise ConfigError(
@@ -117,7 +115,7 @@ def load_flow(flow: str) -> Any:
     return getattr(importlib.import_module(module_name), attribute)
 
 
-def _run_in_process(flow: str, params: dict[str, Any], console: Console, json_mode: bool) -> int:
+def _run_in_process(flow: str, params: dict[str, Any], console: Any, json_mode: bool) -> int:
     if not os.environ.get("PREFECT_API_URL"):
         console.print(
             "[dim]No PREFECT_API_URL set: using Prefect's embedded temporary server "
@@ -133,9 +131,7 @@ def _run_in_process(flow: str, params: dict[str, Any], console: Console, json_mo
     return report(console, flow, state, run_id, json_mode)
 
 
-def _trigger_deployment(
-    name: str, params: dict[str, Any], console: Console, json_mode: bool
-) -> int:
+def _trigger_deployment(name: str, params: dict[str, Any], console: Any, json_mode: bool) -> int:
     if not os.environ.get("PREFECT_API_URL"):
         raise ConfigError("--deployment needs a Prefect server: set PREFECT_API_URL.")
     from prefect.deployments import run_deployment

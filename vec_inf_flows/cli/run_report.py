@@ -5,20 +5,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from vec_inf_flows import progress
 from vec_inf_flows.cli.render import key_value_table
 
 
-def run_with_progress(flow_fn: Any, params: dict[str, Any], console: Console) -> tuple[Any, str]:
+def run_with_progress(flow_fn: Any, params: dict[str, Any], console: Any) -> tuple[Any, str]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     bars = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
+        console=getattr(console, "real", console),
         transient=False,
     )
     tasks: dict[str, Any] = {}
@@ -34,7 +39,7 @@ def run_with_progress(flow_fn: Any, params: dict[str, Any], console: Console) ->
     return state, run_id
 
 
-def report(console: Console, flow: str, state: Any, run_id: str, json_mode: bool) -> int:
+def report(console: Any, flow: str, state: Any, run_id: str, json_mode: bool) -> int:
     from vec_inf_flows.cli.run import _ui_url
 
     failed = not state.is_completed()

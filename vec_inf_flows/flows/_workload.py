@@ -14,6 +14,7 @@ from vec_inf_flows.artifacts import Progress, artifact_key
 from vec_inf_flows.errors import ConfigError
 from vec_inf_flows.tasks import run_workload, run_workload_chunk
 from vec_inf_flows.workload.reader import iter_chunks
+from vec_inf_flows.workload.stats import output_latencies
 
 Workload = str | Callable[..., Any]
 
@@ -84,6 +85,10 @@ def run_dataset(
         done += chunk.count
         artifact.advance()
     merged = merge_summaries(summaries)
+    latency, ttft = output_latencies(results)
+    merged["latency_s"] = latency.model_dump()
+    if ttft.p50 is not None:
+        merged["ttft_s"] = ttft.model_dump()
     merged["dataset"] = dataset
     merged["output"] = str(results)
     return merged
