@@ -147,6 +147,7 @@ class VecInfClient:
             self.backend.release(job_id)
         except BaseException:
             self._cancel_quietly([job_id])
+            self._discard([(spec, job_id)])
             raise
         log.info("launched %s as job %s", model_name, job_id)
         return response
@@ -181,6 +182,7 @@ class VecInfClient:
             self.backend.release(leader)
         except BaseException:
             self._cancel_quietly([leader])
+            self._discard([(spec, f"{leader}+{n}") for n, spec in enumerate(specs)])
             raise
         return BatchLaunchResponse(
             job_id=leader,
@@ -335,6 +337,15 @@ class VecInfClient:
                 jobdir.atomic_write(files.paths.shutdown_marker, f"{time.time():.3f}\n")
         self.backend.cancel(ids)
         return ids
+
+    def _discard(self, launches: Sequence[tuple[LaunchSpec, str]]) -> None:
+        """Remove what a launch that never started wrote: no job dir points at a dead job."""
+        import shutil
+
+        for spec, job_id in launches:
+            paths = JobPaths.for_job(spec.log_dir, spec.model_family, spec.model_name, job_id)
+            shutil.rmtree(paths.directory, ignore_errors=True)
+            jobdir.index_link(self.index_root, job_id).unlink(missing_ok=True)
 
     def _cancel_quietly(self, ids: Sequence[str]) -> None:
         try:

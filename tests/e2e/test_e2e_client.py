@@ -6,6 +6,7 @@ import json
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -180,3 +181,28 @@ def test_api_key_protects_the_server_and_never_lands_in_files(sandbox: Sandbox) 
     for path in job_dir.iterdir():
         assert not path.stat().st_mode & 0o002, f"{path.name} is world-writable"
     sandbox.client.shutdown(launched.job_id)
+
+
+def test_a_launch_that_fails_after_submitting_leaves_no_job_and_no_files(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The seam broken on purpose: scontrol refuses the release of the held job."""
+    from vec_inf_flows.backends.slurm.backend import RetryPolicy, SlurmBackend
+    from vec_inf_flows.backends.slurm.commands import SlurmCommands
+    from vec_inf_flows.client import VecInfClient
+
+    scontrol = tmp_path / "scontrol"
+    scontrol.write_text("#!/bin/sh\necho 'scontrol: error: Access/permission denied' >&2\nexit 1\n")
+    scontrol.chmod(0o755)
+    backend = SlurmBackend(
+        commands=SlurmCommands(scontrol=str(scontrol)), retry=RetryPolicy(attempts=1)
+    )
+    client = VecInfClient(backend=backend, state_dir=sandbox.home)
+    with pytest.raises(SlurmPermanentError, match="permission denied"):
+        client.launch(MODEL, **SIM)
+    assert sandbox.job_ids() == []
+    assert not any(sandbox.logs.rglob("*.json"))
+    names = subprocess.run(
+        ["squeue", "-h", "-o", "%j %T"], capture_output=True, text=True, check=True
+    ).stdout
+    assert not [line for line in names.splitlines() if "PENDING" in line and MODEL in line]
