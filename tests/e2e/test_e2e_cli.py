@@ -170,3 +170,24 @@ def test_hostile_values_are_passed_inertly(sandbox: Sandbox, tmp_path: Path) -> 
     assert f"touch {marker}" in script  # the text is there, quoted, and never ran
     sandbox.cli("shutdown", job_id)
     assert os.path.exists(sandbox.logs)
+
+
+def test_run_refuses_bad_input_in_one_line_before_starting_prefect(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"id": "a", "prompt": "hi"}\n')
+    cases = {
+        "does not exist": ["--model", MODEL, "--input", str(tmp_path / "missing.jsonl")],
+        "Did you mean": ["--model", "SmolLM2", "--input", str(prompts)],
+        "time": ["--model", MODEL, "--engine", "sim", "--time", "99:99", "--input", str(prompts)],
+        "Invalid job id": ["--job-id", "1;touch x", "--input", str(prompts)],
+        "directory does not exist": [
+            "--model", MODEL, "--input", str(prompts), "--output", str(tmp_path / "no/out.jsonl"),
+        ],
+    }  # fmt: skip
+    for expected, args in cases.items():
+        result = sandbox.cli("run", "serve-and-run", *args)
+        assert expected in _one_clear_line(result), (expected, result.stderr)
+        assert "prefect" not in result.stderr.lower()  # refused before any flow run began
+    assert sandbox.job_ids() == []

@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from vec_inf_flows.errors import ConfigError
@@ -105,7 +106,31 @@ def run_command(args: argparse.Namespace, launch_options: dict[str, Any], consol
         )
     if args.deployment:
         return _trigger_deployment(args.deployment, params, console, args.json_mode)
+    check_inputs(params)
     return _run_in_process(args.flow, params, console, args.json_mode)
+
+
+def check_inputs(params: dict[str, Any]) -> None:
+    """Refuse bad input in one line before Prefect starts, rather than as a failed flow run:
+    missing request files, unknown models, invalid launch options, an unknown job id."""
+    for name in (params.get("dataset"), *params.get("datasets", ())):
+        if name is not None and not Path(name).expanduser().is_file():
+            raise ConfigError(f"Input file {name} does not exist.")
+    output = params.get("output")
+    if output is not None and not Path(output).expanduser().resolve().parent.is_dir():
+        raise ConfigError(f"Cannot write {output}: its directory does not exist.")
+    models = [params["model_name"]] if params.get("model_name") else list(params.get("models", ()))
+    if models:
+        from vec_inf_flows.catalog.options import LaunchOptions
+        from vec_inf_flows.catalog.resolve import resolve
+
+        options = LaunchOptions.model_validate(params.get("launch_options") or {})
+        for model in models:
+            resolve(model, options)  # unknown model (with suggestions), bad values: ConfigError
+    if params.get("job_id"):
+        from vec_inf_flows.client import VecInfClient
+
+        VecInfClient().status(str(params["job_id"]))  # malformed or unknown id: one line
 
 
 def load_flow(flow: str) -> Any:
