@@ -59,9 +59,30 @@ def _launch(args: argparse.Namespace, overrides: Overrides, console: LazyConsole
     else:
         console.print(render.launch_table(response))
     if args.wait:
-        status = client.wait_until_ready(response.job_id, timeout=args.timeout)
-        _print_status(console, status, args.json_mode)
+        _print_status(
+            console, _wait_showing(client, response.job_id, args, console), args.json_mode
+        )
     return 0
+
+
+def _wait_showing(
+    client: VecInfClient, job_id: str, args: argparse.Namespace, console: LazyConsole
+) -> StatusResponse:
+    """Wait until READY; people see a spinner with the current status, machines see nothing."""
+    if args.json_mode:
+        return client.wait_until_ready(job_id, timeout=args.timeout)
+    started = time.monotonic()
+    with console.status(f"Waiting for job {job_id}") as spinner:
+
+        def show(status: StatusResponse) -> None:
+            why = status.pending_reason or status.detail or ""
+            spinner.update(
+                f"Job {job_id}: {status.server_status.value}"
+                + (f" ({why})" if why else "")
+                + f", {time.monotonic() - started:.0f} s"
+            )
+
+        return client.wait_until_ready(job_id, timeout=args.timeout, on_status=show)
 
 
 def _batch_launch(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
@@ -169,7 +190,7 @@ def _list(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) 
 
 
 def _wait(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
-    status = VecInfClient().wait_until_ready(args.job_id, timeout=args.timeout)
+    status = _wait_showing(VecInfClient(), args.job_id, args, console)
     _print_status(console, status, args.json_mode)
     return 0
 
