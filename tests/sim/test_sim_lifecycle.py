@@ -12,6 +12,7 @@ import httpx
 import pytest
 from sim_helpers import recording
 
+from vec_inf_flows.errors import ServerError
 from vec_inf_flows.sim.process import READY_LINE, SimServer
 
 UVICORN_START = [
@@ -78,8 +79,8 @@ def _loading_or_gone(sim: SimServer) -> bool:
 
 
 def _sim_on_a_free_port(*args: str) -> tuple[SimServer, int]:
-    """An explicit port, so the test can knock before the server says where it is. Another
-    process can take a free port before the simulator binds it: then pick another."""
+    """An explicit port, so the test can knock before the server says where it is. A free port
+    can still be taken by another process before the simulator binds it: then pick another."""
     for _ in range(3):
         port = free_port()
         sim = SimServer(["/m/tiny", "--port", str(port), *args], wait_ready=False)
@@ -90,6 +91,12 @@ def _sim_on_a_free_port(*args: str) -> tuple[SimServer, int]:
         assert "Address already in use" in sim.stderr_text, sim.stderr_text
         sim.kill()
     raise AssertionError("no free port could be bound in 3 tries")
+
+
+def test_a_simulator_cannot_be_started_twice() -> None:
+    sim = SimServer(["/m/tiny"], wait_ready=False)
+    with sim, pytest.raises(ServerError, match="already started"):
+        sim.start()
 
 
 def test_health_refuses_connections_until_the_ready_line() -> None:

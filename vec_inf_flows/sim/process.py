@@ -74,6 +74,10 @@ class SimServer:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> SimServer:
+        """Start the process once; a second start (``with sim.start():``) would launch a twin
+        that nothing stops and that fights the first for its port, so it is refused."""
+        if self._process is not None:
+            raise ServerError("Simulator already started; use `with sim:` or `sim.start()`.")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "vec_inf_flows.sim", "serve", *self.args]
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
