@@ -71,13 +71,17 @@ def publish_launch_table(
 
 
 def metrics_rows(metrics: Any) -> list[dict[str, Any]]:
-    """Flatten whatever the client's metrics call returns into name/value rows."""
+    """The metrics table the CLI shows (the guide's rows), as artifact rows; anything that is
+    not a server metrics result is flattened as it is."""
+    from vec_inf_flows.server.metrics import rows_of_dump
+
     if hasattr(metrics, "model_dump"):
         metrics = metrics.model_dump()
     if isinstance(metrics, Mapping):
-        inner = metrics.get("metrics")
-        data = inner if isinstance(inner, Mapping) else metrics
-        return [{"metric": str(name), "value": value} for name, value in data.items()]
+        rows = rows_of_dump(metrics)
+        if rows is not None:
+            return [{"metric": name, "value": value} for name, value in rows]
+        return [{"metric": str(name), "value": value} for name, value in metrics.items()]
     return [{"metric": "metrics", "value": metrics}]
 
 

@@ -180,3 +180,13 @@ def test_rows_are_omitted_for_metrics_the_server_does_not_export() -> None:
 def test_text_that_is_not_prometheus_raises_server_error() -> None:
     with pytest.raises(ServerError, match="not Prometheus text"):
         parse_metrics("<html>502 Bad Gateway</html>\n", 1.0)
+
+
+def test_rows_of_a_json_round_tripped_result_match_the_live_rows() -> None:
+    from vec_inf_flows.server.metrics import rows_of_dump
+
+    m = derive(_load("vllm-0.32-cpu-metrics-full.txt"))
+    dumped = {"job_id": "7", "metrics": m.model_dump(mode="json")}
+    assert rows_of_dump(dumped) == metrics_rows(m)
+    assert rows_of_dump(m.model_dump(mode="json")) == metrics_rows(m)
+    assert rows_of_dump({"error": "no metrics"}) is None

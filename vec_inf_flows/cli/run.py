@@ -162,7 +162,7 @@ def _trigger_deployment(name: str, params: dict[str, Any], console: Any, json_mo
     from prefect.deployments import run_deployment
 
     flow_run: Any = run_deployment(name=name, parameters=params, timeout=0)  # sync here
-    url = _ui_url(str(flow_run.id))
+    url = ui_url(str(flow_run.id))
     if json_mode:
         print(json.dumps({"flow_run_id": str(flow_run.id), "ui_url": url}))
     else:
@@ -172,7 +172,7 @@ def _trigger_deployment(name: str, params: dict[str, Any], console: Any, json_mo
     return 0
 
 
-def _ui_url(flow_run_id: str) -> str | None:
+def ui_url(flow_run_id: str) -> str | None:
     api = os.environ.get("PREFECT_UI_URL") or os.environ.get("PREFECT_API_URL")
     if not api:
         return None

@@ -40,7 +40,7 @@ def run_with_progress(flow_fn: Any, params: dict[str, Any], console: Any) -> tup
 
 
 def report(console: Any, flow: str, state: Any, run_id: str, json_mode: bool) -> int:
-    from vec_inf_flows.cli.run import _ui_url
+    from vec_inf_flows.cli.run import ui_url
 
     failed = not state.is_completed()
     result: Any = None
@@ -49,7 +49,7 @@ def report(console: Any, flow: str, state: Any, run_id: str, json_mode: bool) ->
         result = state.result(raise_on_failure=True)
     except BaseException as exc:
         error = " ".join(str(exc).split()) or type(exc).__name__
-    url = _ui_url(run_id)
+    url = ui_url(run_id)
     if json_mode:
         print(
             json.dumps(
@@ -90,10 +90,11 @@ def summary_tables(result: Any) -> list[Any]:
         tables.append(key_value_table("Workload", _workload_rows(workload)))
     metrics = result.get("metrics")
     if isinstance(metrics, dict) and isinstance(metrics.get("metrics"), dict):
-        from vec_inf_flows.server.metrics import ServerMetrics, metrics_rows
+        from vec_inf_flows.server.metrics import rows_of_dump
 
-        rows = metrics_rows(ServerMetrics.model_validate(metrics["metrics"]))
-        tables.append(key_value_table("Metric", rows))
+        rows = rows_of_dump(metrics)
+        if rows is not None:
+            tables.append(key_value_table("Metric", rows))
     rest = {k: v for k, v in result.items() if k not in (*_SERVER_KEYS, "workload", "metrics")}
     if rest:
         tables.append(key_value_table("Result", [(k, _short(v)) for k, v in rest.items()]))
