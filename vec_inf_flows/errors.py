@@ -6,6 +6,16 @@ alone (what went wrong, and where).
 
 from __future__ import annotations
 
+QUOTE_LIMIT = 60  # characters of a user's value an error message may repeat
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr`` of a user's value, cut to a short prefix: a 10 MB value must not fill the line."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
 
 class VecInfError(Exception):
     """Base of every error this package raises on purpose."""
@@ -30,7 +40,7 @@ class InvalidJobIdError(ConfigError):
 
     def __init__(self, value: str) -> None:
         super().__init__(
-            f"Invalid job id {value!r}: expected digits, or MAIN+OFFSET such as 1234+1."
+            f"Invalid job id {quote(value)}: expected digits, or MAIN+OFFSET such as 1234+1."
         )
 
 

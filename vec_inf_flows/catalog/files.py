@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from vec_inf_flows.catalog.schema import ENTRY_KEYS, NAME_PATTERN
-from vec_inf_flows.errors import ConfigError
+from vec_inf_flows.catalog.yaml_load import parse_yaml
+from vec_inf_flows.errors import ConfigError, quote
 
 # Keys a ``defaults:`` section may set for every model (see loader.py for precedence).
 SITE_KEYS = frozenset(
@@ -40,26 +39,6 @@ SIZING_KEYS = frozenset({"cpus_per_task", "mem_per_node", "time", "env"})
 DEFAULT_KEYS = SITE_KEYS | SIZING_KEYS
 _TOP_LEVEL_KEYS = ("models", "defaults")
 
-_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _Loader(_BaseLoader):  # type: ignore[misc]
-    """SafeLoader without YAML 1.1 base-60 numbers: ``time: 10:00:00`` stays a string."""
-
-
-def _int_or_text(loader: Any, node: yaml.ScalarNode) -> object:
-    text = loader.construct_scalar(node)
-    return text if ":" in text else yaml.SafeLoader.construct_yaml_int(loader, node)
-
-
-def _float_or_text(loader: Any, node: yaml.ScalarNode) -> object:
-    text = loader.construct_scalar(node)
-    return text if ":" in text else yaml.SafeLoader.construct_yaml_float(loader, node)
-
-
-_Loader.add_constructor("tag:yaml.org,2002:int", _int_or_text)
-_Loader.add_constructor("tag:yaml.org,2002:float", _float_or_text)
-
 
 @dataclass(frozen=True)
 class CatalogFile:
@@ -68,18 +47,6 @@ class CatalogFile:
     label: str  # how errors name the file
     models: dict[str, dict[str, object]] = field(default_factory=dict)
     defaults: dict[str, object] = field(default_factory=dict)
-
-
-def parse_yaml(text: str, label: str) -> object:
-    try:
-        return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = error.problem or error.context or "invalid YAML"
-        raise ConfigError(f"{label}{line}: {problem}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{label}: invalid YAML: {error}") from None
 
 
 def read_catalog_file(path: str | Path, what: str = "config file") -> CatalogFile:
@@ -103,7 +70,7 @@ def catalog_from_document(document: object, label: str) -> CatalogFile:
     for key in document:
         if key not in _TOP_LEVEL_KEYS:
             raise ConfigError(
-                f"{label}: unknown top-level key {key!r}{_hint(str(key), _TOP_LEVEL_KEYS)}"
+                f"{label}: unknown top-level key {quote(key)}{_hint(str(key), _TOP_LEVEL_KEYS)}"
                 " (expected 'models' and optionally 'defaults')."
             )
     models = _mapping(document.get("models"), f"{label}: 'models'")
@@ -111,7 +78,7 @@ def catalog_from_document(document: object, label: str) -> CatalogFile:
     for key in defaults:
         if key not in DEFAULT_KEYS:
             raise ConfigError(
-                f"{label}: defaults: unknown key {key!r}{_hint(str(key), DEFAULT_KEYS)}"
+                f"{label}: defaults: unknown key {quote(key)}{_hint(str(key), DEFAULT_KEYS)}"
                 f" (allowed: {', '.join(sorted(DEFAULT_KEYS))})."
             )
     entries: dict[str, dict[str, object]] = {}
@@ -132,7 +99,7 @@ def _model_name(name: object, label: str) -> str:
     text = str(name)
     if not isinstance(name, str | int) or not NAME_PATTERN.match(text) or len(text) > 128:
         raise ConfigError(
-            f"{label}: invalid model name {text!r}: use letters, digits, '.', '_' or '-',"
+            f"{label}: invalid model name {quote(text)}: use letters, digits, '.', '_' or '-',"
             " starting with a letter or digit."
         )
     return text
@@ -149,12 +116,13 @@ def _entry(name: str, entry: object, label: str) -> dict[str, object]:
         if key_text == "model_name":  # written by the anchor's ``list --json-mode`` dumps
             if str(value) != name:
                 raise ConfigError(
-                    f"{label}: model '{name}': model_name {value!r} differs from its key."
+                    f"{label}: model '{name}': model_name {quote(value)} differs from its key."
                 )
             continue
         if key_text not in ENTRY_KEYS:
             raise ConfigError(
-                f"{label}: model '{name}': unknown key {key_text!r}{_hint(key_text, ENTRY_KEYS)}."
+                f"{label}: model '{name}': unknown key {quote(key_text)}"
+                f"{_hint(key_text, ENTRY_KEYS)}."
             )
         checked[key_text] = value
     return checked

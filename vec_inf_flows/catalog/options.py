@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from vec_inf_flows.errors import ConfigError
+from vec_inf_flows.errors import ConfigError, quote
 
 _ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.DOTALL)
 
@@ -78,7 +78,9 @@ def parse_env_option(value: str | dict[str, str] | None) -> dict[str, str]:
             pending[1] = f"{pending[1]},{item}"
             parsed[pending[0]] = pending[1]
         else:
-            raise ConfigError(f"--env: {item!r} is neither NAME=VALUE nor an existing env file.")
+            raise ConfigError(
+                f"--env: {quote(item)} is neither NAME=VALUE nor an existing env file."
+            )
     return parsed
 
 

@@ -19,7 +19,7 @@ from vec_inf_flows.catalog.loader import Catalog, load_catalog
 from vec_inf_flows.catalog.merge import MergedEntry
 from vec_inf_flows.catalog.options import LaunchOptions, parse_env_option
 from vec_inf_flows.catalog.schema import ENGINES, ModelConfig, require_model_name
-from vec_inf_flows.errors import ConfigError, ModelNotFoundError
+from vec_inf_flows.errors import ConfigError, ModelNotFoundError, quote
 from vec_inf_flows.spec import (
     ArgValue,
     ContainerRuntime,
@@ -107,7 +107,9 @@ def select_engine(configured: Engine, options: LaunchOptions) -> Engine:
     """The anchor's rules without its crashes; ``sim`` takes vLLM's arguments."""
     requested = options.engine.strip().lower() if options.engine is not None else None
     if requested is not None and requested not in ENGINES:
-        raise ConfigError(f"Unknown engine {options.engine!r}: choose one of {', '.join(ENGINES)}.")
+        raise ConfigError(
+            f"Unknown engine {quote(options.engine)}: choose one of {', '.join(ENGINES)}."
+        )
     if options.vllm_args is not None and options.sglang_args is not None:
         raise ConfigError("Give engine arguments for one engine: vllm_args or sglang_args.")
     given: str | None = None
@@ -273,13 +275,13 @@ def _environment(config: ModelConfig, model_path: str) -> tuple[str | None, Cont
 
 def _positive_int(value: ArgValue, flag: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ConfigError(f"{flag} must be a positive integer, not {value!r}.")
+        raise ConfigError(f"{flag} must be a positive integer, not {quote(value)}.")
     try:
         number = int(value)
     except ValueError:
-        raise ConfigError(f"{flag} must be a positive integer, not {value!r}.") from None
+        raise ConfigError(f"{flag} must be a positive integer, not {quote(value)}.") from None
     if number < 1:
-        raise ConfigError(f"{flag} must be a positive integer, not {value!r}.")
+        raise ConfigError(f"{flag} must be a positive integer, not {quote(value)}.")
     return number
 
 

@@ -165,7 +165,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.exit(code)
 
 
+# A message that quotes a user's value is cut there already; this bounds everything else.
+MESSAGE_LIMIT = 2000
+
+
 def _one_line(error: BaseException) -> str:
+    text = _message(error)
+    if len(text) > MESSAGE_LIMIT:
+        text = f"{text[:MESSAGE_LIMIT]}... ({len(text)} characters)"
+    return text
+
+
+def _message(error: BaseException) -> str:
     from vec_inf_flows.errors import VecInfError
 
     if isinstance(error, VecInfError):
