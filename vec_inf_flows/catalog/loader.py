@@ -29,10 +29,10 @@ from vec_inf_flows.catalog.files import (
     SIZING_KEYS,
     CatalogFile,
     catalog_from_document,
-    parse_yaml,
     read_catalog_file,
 )
 from vec_inf_flows.catalog.merge import MergedEntry
+from vec_inf_flows.catalog.yaml_load import parse_yaml
 from vec_inf_flows.catalog.schema import ModelConfig, require_model_name
 from vec_inf_flows.errors import ModelNotFoundError
 
