@@ -32,8 +32,8 @@ from vec_inf_flows.catalog.files import (
     read_catalog_file,
 )
 from vec_inf_flows.catalog.merge import MergedEntry
-from vec_inf_flows.catalog.yaml_load import parse_yaml
 from vec_inf_flows.catalog.schema import ModelConfig, require_model_name
+from vec_inf_flows.catalog.yaml_load import parse_yaml
 from vec_inf_flows.errors import ModelNotFoundError
 
 BUILTIN_PATH = Path(__file__).with_name("models.yaml")
