@@ -21,6 +21,10 @@ class VecInfError(Exception):
     """Base of every error this package raises on purpose."""
 
 
+class ConfigWarning(UserWarning):
+    """Something in a config file was ignored or read differently; the file still loads."""
+
+
 class ConfigError(VecInfError):
     """Bad configuration or options: a file, a value, an unknown model."""
 

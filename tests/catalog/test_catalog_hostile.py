@@ -99,9 +99,8 @@ def test_a_huge_unknown_key_is_quoted_by_a_short_prefix(
 ) -> None:
     key = "k" * 1000
     path = write_yaml(f"defaults:\n  ? {key}\n  : 1\n", "key.yaml")
-    with pytest.raises(ConfigError) as caught:
-        read_catalog_file(path)
-    assert len(str(caught.value)) < 400 and "(1000 characters)" in str(caught.value)
+    (note,) = read_catalog_file(path).notes
+    assert len(note) < 400 and "(1000 characters)" in note
 
 
 def test_quote_keeps_short_values_whole() -> None:

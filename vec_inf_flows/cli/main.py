@@ -149,7 +149,22 @@ def glue_dash_values(argv: Sequence[str]) -> list[str]:
     return glued
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """A warning is one line for a person, not a source location."""
+    print(f"Warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    import warnings
+
+    warnings.showwarning = _show_warning
     parser = build_parser()
     args = parser.parse_args(glue_dash_values(sys.argv[1:] if argv is None else argv))
     from vec_inf_flows.cli import commands
