@@ -129,9 +129,10 @@ def _cached_catalog(
         site = site_from_document(read_config_document(source.path, source.what), source.path)
         rules = rules.merged(site.rules)
         layers.append(CatalogFile(site.label, {}, site.defaults, site.notes))
-        for path in site.model_files:  # vec-inf's site-wide models file, layered next
+        for path in site.model_files:  # vec-inf's site-wide models file, when it exists
             read.append(path)
-            layers.append(read_catalog_file(path, f"{source.path}: cached_model_config_path"))
+            if os.path.exists(path):
+                layers.append(read_catalog_file(path, f"{source.path}: cached_model_config_path"))
     catalog = build_catalog(builtin_catalog(), layers, dict(env_values), rules)
     sources = tuple((path, file_stamp(path)) for path in read)
     warn_notes(catalog.notes)

@@ -33,6 +33,8 @@ _TYPE_STYLE = {
     "VLM": "bright_blue",
     "Text_Embedding": "purple",
     "Reward_Modeling": "magenta",
+    "OCR": "green",
+    "Audio": "yellow",
 }
 
 
@@ -189,7 +191,7 @@ def models_table(models: Sequence[Any]) -> Table:
     for column in ("Family", "Type"):
         table.add_column(column, overflow="fold")
     for info in models:
-        style = _TYPE_STYLE.get(info.model_type, "")
+        style = _TYPE_STYLE.get(info.model_type, "white")
         table.add_row(f"[{style}]{info.name}[/]", info.family, info.model_type)
     return table
 
