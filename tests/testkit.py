@@ -83,7 +83,8 @@ def make_sandbox(tmp_path: Path, monkeypatch: object) -> Sandbox:
     delenv = monkeypatch.delenv  # type: ignore[attr-defined]
     setenv("VEC_INF_FLOWS_HOME", str(home))
     setenv("VEC_INF_LOG_DIR", str(logs))
-    delenv("VEC_INF_CONFIG", raising=False)
+    for variable in ("VEC_INF_CONFIG", "VEC_INF_MODEL_CONFIG", "VEC_INF_CONFIG_DIR"):
+        delenv(variable, raising=False)
     delenv("VEC_INF_API_KEY", raising=False)
     return Sandbox(home, logs, dict(os.environ), VecInfClient(state_dir=home))
 

@@ -139,6 +139,7 @@ class VecInfClient:
         from vec_inf_flows.scripts.render import render_job_script
 
         spec = resolve(model_name, _options(options, overrides))
+        self._check_capacity([spec])
         job_name = f"{spec.job_name_prefix}-{secrets.token_hex(4)}"
         script = render_job_script(spec, job_name)
         job_id = self.backend.submit(script, job_name, hold=True)
@@ -191,6 +192,18 @@ class VecInfClient:
             model_names=[spec.model_name for spec in specs],
             servers=servers,
         )
+
+    def _check_capacity(self, specs: Sequence[LaunchSpec]) -> None:
+        """Refuse, before submitting, a request no node of the partition can hold."""
+        if getattr(self.backend, "name", "") != "slurm":
+            return
+        from vec_inf_flows.backends.slurm.capacity import check_fits, partition_nodes
+
+        for partition in dict.fromkeys(spec.resources.partition for spec in specs):
+            nodes = partition_nodes(partition)
+            for spec in specs:
+                if nodes and spec.resources.partition == partition:
+                    check_fits(spec.model_name, spec.resources, nodes)
 
     def _prepare(
         self,

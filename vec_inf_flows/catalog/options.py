@@ -51,6 +51,8 @@ class LaunchOptions(BaseModel):
     hf_model: str | None = None
     python: str | None = None
     data_type: str | None = None
+    config: str | None = None  # a models file merged over the catalog for this launch
+    strict: bool | None = None  # pre-submit warnings (missing weights) become errors
 
 
 def parse_env_option(value: str | dict[str, str] | None) -> dict[str, str]:

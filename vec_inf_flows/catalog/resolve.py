@@ -14,11 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
+from vec_inf_flows.catalog.checks import check_gpu_count, check_site_rules, check_weights
 from vec_inf_flows.catalog.engine_args import split_top_level
 from vec_inf_flows.catalog.loader import Catalog, load_catalog
 from vec_inf_flows.catalog.merge import MergedEntry
 from vec_inf_flows.catalog.options import LaunchOptions, parse_env_option
 from vec_inf_flows.catalog.schema import ENGINES, ModelConfig, require_model_name
+from vec_inf_flows.catalog.site import SiteRules
 from vec_inf_flows.errors import ConfigError, ModelNotFoundError, quote
 from vec_inf_flows.spec import (
     ArgValue,
@@ -65,7 +67,8 @@ def resolve(
     """The launch spec for one server: catalog entry, then options, validated after merging."""
     require_model_name(model_name)
     options = options or LaunchOptions()
-    catalog = catalog if catalog is not None else load_catalog()
+    if catalog is None:
+        catalog = load_catalog(extra_files=[options.config] if options.config else [])
     entry = _base_entry(model_name, options, catalog)
     engine = select_engine(cast(Engine, entry.values.get("engine", "vllm")), options)
     entry.apply(_options_layer(options, engine, entry), OPTIONS_SOURCE, model=model_name)
@@ -74,7 +77,7 @@ def resolve(
         # The simulator runs from this interpreter; a model's engine venv (the real vLLM's)
         # is not needed and may not exist on a machine that only runs the simulator.
         config = config.model_copy(update={"venv": None})
-    return build_spec(config, options)
+    return build_spec(config, options, catalog.rules)
 
 
 def resolve_batch(
@@ -89,6 +92,8 @@ def resolve_batch(
     if not model_names:
         raise ConfigError("Batch launch needs at least one model name.")
     extra = [batch_config_path] if batch_config_path is not None else []
+    if options is not None and options.config:
+        extra.insert(0, options.config)
     catalog = load_catalog(extra_files=extra)
     specs = [resolve(name, options, catalog) for name in model_names]
     for spec in specs:
@@ -134,13 +139,18 @@ def args_family(engine: Engine) -> str:
     return "sglang" if engine == "sglang" else "vllm"
 
 
-def build_spec(config: ModelConfig, options: LaunchOptions) -> LaunchSpec:
+def build_spec(
+    config: ModelConfig, options: LaunchOptions, rules: SiteRules | None = None
+) -> LaunchSpec:
     engine = config.engine
     args: dict[str, ArgValue] = dict(config.sglang_args if engine == "sglang" else config.vllm_args)
     if config.data_type and config.data_type != "auto":
         args.setdefault("--dtype", config.data_type)
+    check_gpu_count(config)
     check_parallel_layout(config, args)
+    check_site_rules(config, rules or SiteRules())
     model_path = _model_path(config)
+    check_weights(config, model_path, strict=bool(options.strict))
     env, secret_env = split_secrets(config.env)
     if options.api_key is not None:
         secret_env = [(n, v) for n, v in secret_env if n != API_KEY_VARIABLE]
