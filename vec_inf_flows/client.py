@@ -20,17 +20,13 @@ from vec_inf_flows.backends.base import Backend
 from vec_inf_flows.errors import ConfigError, ServerError, SlurmTransientError, VecInfError
 from vec_inf_flows.jobdir import JobPaths
 from vec_inf_flows.jobs import JobId, JobRecord
-from vec_inf_flows.models import (
-    BatchLaunchResponse,
-    LaunchResponse,
-    MetricsResponse,
-    ServerStatus,
-    StatusResponse,
-)
+from vec_inf_flows.origin import OUR_NAME, VECINF_SUFFIX, Recognition, recognise
+from vec_inf_flows.server_status import ServerStatus, StatusResponse
 from vec_inf_flows.spec import LaunchSpec
 
 if TYPE_CHECKING:
     from vec_inf_flows.catalog.listing import ModelInfo
+    from vec_inf_flows.models import BatchLaunchResponse, LaunchResponse, MetricsResponse
     from vec_inf_flows.server.http import HealthResult
     from vec_inf_flows.server.logscan import LogVerdict
 
@@ -159,14 +155,21 @@ class VecInfClient:
         batch_config: str | Path | None = None,
         *,
         labels: Mapping[str, str] | None = None,
+        options: Any = None,
     ) -> BatchLaunchResponse:
-        """Submit several servers as ONE heterogeneous job: all start once all are allocated."""
+        """Submit several servers as ONE heterogeneous job: all start once all are allocated.
+
+        ``options`` (e.g. account, work_dir) apply to every server of the batch.
+        """
         from vec_inf_flows.catalog.resolve import resolve_batch
+        from vec_inf_flows.models import BatchLaunchResponse
         from vec_inf_flows.scripts.render import batch_job_paths, render_batch_script
 
         if len(model_names) < 2:
             raise ConfigError("batch-launch needs at least two models.")
-        specs = resolve_batch(list(model_names), batch_config)
+        batch_options = _options(options, {}) if options is not None else None
+        specs = resolve_batch(list(model_names), batch_config, batch_options)
+        self._check_capacity(specs)
         # Every component carries the same unique name, so one look-up finds them all.
         job_name = f"BATCH-vec-inf-{secrets.token_hex(4)}"
         batch_name = "BATCH-" + "-".join(spec.model_name for spec in specs)
@@ -214,6 +217,7 @@ class VecInfClient:
         labels: Mapping[str, str] | None,
     ) -> LaunchResponse:
         """Write the job directory before the held job is released, so the job finds it."""
+        from vec_inf_flows.models import LaunchResponse
         from vec_inf_flows.scripts.environment import render_secrets_env
         from vec_inf_flows.scripts.render import LAUNCHER_FILENAME, launcher_source
 
@@ -243,16 +247,16 @@ class VecInfClient:
         from vec_inf_flows.server.http import check_health_many
 
         if job_ids is None:
-            records = {
+            records = {  # ours and those vec-inf launched ("<model>-vec-inf")
                 record.job_id: record
-                for record in self.backend.list_jobs(JOB_NAME_MARKER)
-                if JOB_NAME_MARKER in record.name
+                for record in self.backend.list_jobs(VECINF_SUFFIX)
+                if OUR_NAME.search(record.name) or record.name.endswith(VECINF_SUFFIX)
             }
             ids = sorted(records, key=JobId.parse)
         else:
             ids = [str(JobId.parse(job_id)) for job_id in job_ids]
             records = self.backend.query(ids) if ids else {}
-        files = {job_id: self._job_files(job_id) for job_id in ids}
+        files = {job_id: self._job_files(job_id, records.get(job_id)) for job_id in ids}
         verdicts = {job_id: _log_verdict(files[job_id]) for job_id in ids}
         to_probe = {
             job_id: address
@@ -306,17 +310,23 @@ class VecInfClient:
             response = response.model_copy(update={"job_dir": str(files.paths.directory)})
         return response
 
-    def _job_files(self, job_id: str) -> _JobFiles:
-        directory = jobdir.lookup(self.index_root, job_id)
-        if directory is None:
+    def _job_files(self, job_id: str, record: JobRecord | None = None) -> _JobFiles:
+        """The job's folder: from our index, or where vec-inf wrote it (origin.py)."""
+        found = recognise(job_id, record, self.index_root)
+        if found.directory is None or found.stem is None:
             return _JobFiles(None, None)
-        stem = directory.name
-        paths = JobPaths(directory, stem)
+        paths = JobPaths(found.directory, found.stem)
         return _JobFiles(paths, jobdir.read_json(paths.json))
+
+    def origin(self, job_id: str) -> Recognition:
+        """Who launched ``job_id`` (this tool, vec-inf, or neither) and where its folder is."""
+        job_id = str(JobId.parse(job_id))
+        return recognise(job_id, self.backend.query([job_id]).get(job_id), self.index_root)
 
     # ------------------------------------------------------------------ metrics
     def metrics(self, job_id: str, previous: MetricsResponse | None = None) -> MetricsResponse:
         """Scrape a READY server's /metrics; rates come from the delta to ``previous``."""
+        from vec_inf_flows.models import MetricsResponse
         from vec_inf_flows.server.http import fetch_metrics_text
         from vec_inf_flows.server.metrics import derive, parse_metrics
 

@@ -19,10 +19,14 @@ Pure, so every rule is a row in a test table. The rules, and why:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vec_inf_flows.jobs import JobPhase, JobRecord
-from vec_inf_flows.models import ServerStatus, StatusResponse
-from vec_inf_flows.server.http import HealthResult
-from vec_inf_flows.server.logscan import LogVerdict
+from vec_inf_flows.server_status import ServerStatus, StatusResponse
+
+if TYPE_CHECKING:
+    from vec_inf_flows.server.http import HealthResult
+    from vec_inf_flows.server.logscan import LogVerdict
 
 # Scheduler states that are a failure of the job itself, with the words a user reads.
 _FAILURE_STATES = {

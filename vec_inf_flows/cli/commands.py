@@ -6,11 +6,14 @@ import argparse
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vec_inf_flows.cli import render
 from vec_inf_flows.client import VecInfClient
-from vec_inf_flows.models import MetricsResponse, StatusResponse
+from vec_inf_flows.server_status import StatusResponse
+
+if TYPE_CHECKING:
+    from vec_inf_flows.models import MetricsResponse
 
 Overrides = Callable[[argparse.Namespace], dict[str, Any]]
 
@@ -172,21 +175,9 @@ def _shutdown(args: argparse.Namespace, overrides: Overrides, console: LazyConso
 
 
 def _list(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
-    client = VecInfClient()
-    if args.model_name:
-        dumped = client.model_config(args.model_name)
-        if args.json_mode:
-            render.print_json(console, {"model_name": args.model_name, **dumped})
-        else:
-            rows = render.model_config_rows(args.model_name, dumped)
-            console.print(render.key_value_table("Model Config", rows))
-        return 0
-    models = client.list_models()
-    if args.json_mode:
-        render.print_json(console, [info.name for info in models])
-    else:
-        console.print(render.models_table(models))
-    return 0
+    from vec_inf_flows.cli.listing import list_command
+
+    return list_command(args, console)
 
 
 def _wait(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:

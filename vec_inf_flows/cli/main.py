@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from vec_inf_flows import __version__
@@ -73,15 +73,104 @@ def _launch_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-def build_parser() -> argparse.ArgumentParser:
+Builder = Callable[[argparse.ArgumentParser], None]
+
+
+def _launch_command(launch: argparse.ArgumentParser) -> None:
+    launch.add_argument("model_name", metavar="MODEL")
+    _add_launch_options(launch)
+    launch.add_argument(
+        "--config",
+        metavar="FILE",
+        help="A models YAML file merged over the catalog for this launch (vec-inf's --config).",
+    )
+    launch.add_argument(
+        "--strict",
+        action="store_true",
+        default=None,
+        help="Make pre-submit warnings (missing weights) errors.",
+    )
+    launch.add_argument("--wait", action="store_true", help="Wait until the server is READY.")
+    launch.add_argument("--timeout", type=float, default=1800.0, help="Seconds --wait waits.")
+
+
+def _batch_command(batch: argparse.ArgumentParser) -> None:
+    batch.add_argument("model_names", metavar="MODEL", nargs="+")
+    batch.add_argument("--batch-config", help="A models YAML file used for this batch.")
+    batch.add_argument("-A", "--account", help="Slurm account for every server of the batch.")
+    batch.add_argument("-D", "--work-dir", help="Working directory of the batch job.")
+
+
+def _status_command(status: argparse.ArgumentParser) -> None:
+    status.add_argument("job_ids", metavar="JOB_ID", nargs="*")
+
+
+def _metrics_command(metrics: argparse.ArgumentParser) -> None:
+    metrics.add_argument("job_id", metavar="JOB_ID")
+    metrics.add_argument("--once", action="store_true", help="Print one snapshot and exit.")
+    metrics.add_argument("--interval", type=float, default=2.0, help="Refresh interval (s).")
+
+
+def _shutdown_command(shutdown: argparse.ArgumentParser) -> None:
+    shutdown.add_argument("job_ids", metavar="JOB_ID", nargs="+")
+
+
+def _list_command(listing: argparse.ArgumentParser) -> None:
+    listing.add_argument("model_name", metavar="MODEL", nargs="?")
+
+
+def _wait_command(wait: argparse.ArgumentParser) -> None:
+    wait.add_argument("job_id", metavar="JOB_ID")
+    wait.add_argument("--timeout", type=float, default=1800.0)
+
+
+def _engine_command(engine: argparse.ArgumentParser) -> None:
+    engine.add_argument("action", choices=["setup", "status"])
+    engine.add_argument("kind", nargs="?", default="cpu", choices=["cpu"])
+
+
+def _cleanup_command(cleanup: argparse.ArgumentParser) -> None:
+    cleanup.add_argument("--log-dir", help="Root of the log tree (default ~/.vec-inf-logs).")
+    cleanup.add_argument("--model-family", help="Only this model family's log folders.")
+    cleanup.add_argument("--model-name", help="Only this model's log folders.")
+    cleanup.add_argument("--job-id", type=int, help="Only the folder of this job id.")
+    cleanup.add_argument(
+        "--before-job-id", type=int, help="Only folders of job ids below this one."
+    )
+    cleanup.add_argument(
+        "--dry-run", action="store_true", help="List what would be deleted; delete nothing."
+    )
+
+
+# The plain commands, in help order: (help text, builder).
+_COMMANDS: dict[str, tuple[str, Builder]] = {
+    "launch": ("Launch a model's inference server as a Slurm job.", _launch_command),
+    "batch-launch": ("Launch several models as one heterogeneous Slurm job.", _batch_command),
+    "status": ("Show a server's status, or all of your servers.", _status_command),
+    "metrics": ("Show a server's performance metrics (live).", _metrics_command),
+    "shutdown": ("Shut servers down (cancel their Slurm jobs).", _shutdown_command),
+    "list": ("List the available models, or one model's configuration.", _list_command),
+    "wait": ("Wait until a server is READY (returns at once on FAILED/SHUTDOWN).", _wait_command),
+    "cleanup": (
+        "Delete old log folders (vec-inf's cleanup; folders of live jobs are kept).",
+        _cleanup_command,
+    ),
+    "engine": ("Set up a real inference engine on this machine.", _engine_command),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser; ``only`` builds just that plain command (what a command line needs,
+    at a fraction of the start-up cost of building all of them)."""
     parser = argparse.ArgumentParser(
         prog="vec-inf-flows",
         description="Launch OpenAI-compatible inference servers on Slurm; run pipelines on them.",
     )
     parser.add_argument("--version", action="version", version=f"vec-inf-flows {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+    for name, (help_text, build) in _COMMANDS.items():
+        if only is not None and name != only:
+            continue
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--json-mode", action="store_true", help="Print JSON instead of tables.")
         sub.add_argument(
@@ -90,46 +179,20 @@ def build_parser() -> argparse.ArgumentParser:
             help="Where jobs run (default: $VEC_INF_BACKEND, else Slurm when it answers, "
             "else local processes).",
         )
-        return sub
+        build(sub)
+    if only is None:
+        from vec_inf_flows.cli.demo import add_demo_command
+        from vec_inf_flows.cli.run import add_run_command
 
-    launch = command("launch", "Launch a model's inference server as a Slurm job.")
-    launch.add_argument("model_name", metavar="MODEL")
-    _add_launch_options(launch)
-    launch.add_argument("--wait", action="store_true", help="Wait until the server is READY.")
-    launch.add_argument("--timeout", type=float, default=1800.0, help="Seconds --wait waits.")
-
-    batch = command("batch-launch", "Launch several models as one heterogeneous Slurm job.")
-    batch.add_argument("model_names", metavar="MODEL", nargs="+")
-    batch.add_argument("--batch-config", help="A models YAML file used for this batch.")
-
-    status = command("status", "Show a server's status, or all of your servers.")
-    status.add_argument("job_ids", metavar="JOB_ID", nargs="*")
-
-    metrics = command("metrics", "Show a READY server's performance metrics (live).")
-    metrics.add_argument("job_id", metavar="JOB_ID")
-    metrics.add_argument("--once", action="store_true", help="Print one snapshot and exit.")
-    metrics.add_argument("--interval", type=float, default=2.0, help="Refresh interval (s).")
-
-    shutdown = command("shutdown", "Shut servers down (cancel their Slurm jobs).")
-    shutdown.add_argument("job_ids", metavar="JOB_ID", nargs="+")
-
-    listing = command("list", "List the available models, or one model's configuration.")
-    listing.add_argument("model_name", metavar="MODEL", nargs="?")
-
-    wait = command("wait", "Wait until a server is READY (returns at once on FAILED/SHUTDOWN).")
-    wait.add_argument("job_id", metavar="JOB_ID")
-    wait.add_argument("--timeout", type=float, default=1800.0)
-
-    engine = command("engine", "Set up a real inference engine on this machine.")
-    engine.add_argument("action", choices=["setup", "status"])
-    engine.add_argument("kind", nargs="?", default="cpu", choices=["cpu"])
-
-    from vec_inf_flows.cli.demo import add_demo_command
-    from vec_inf_flows.cli.run import add_run_command
-
-    add_run_command(commands, _add_launch_options)
-    add_demo_command(commands)
+        add_run_command(commands, _add_launch_options)
+        add_demo_command(commands)
     return parser
+
+
+def _requested_command(argv: Sequence[str]) -> str | None:
+    """The plain command named on the line, if any (options never precede it)."""
+    first = next((item for item in argv if not item.startswith("-")), None)
+    return first if first in _COMMANDS and argv and argv[0] == first else None
 
 
 # Their values start with "--" ("--max-model-len=65536,..."), which argparse would take for
@@ -165,8 +228,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     import warnings
 
     warnings.showwarning = _show_warning
-    parser = build_parser()
-    args = parser.parse_args(glue_dash_values(sys.argv[1:] if argv is None else argv))
+    line = glue_dash_values(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_requested_command(line))
+    args = parser.parse_args(line)
     from vec_inf_flows.cli import commands
 
     try:

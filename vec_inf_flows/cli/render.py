@@ -9,16 +9,12 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from vec_inf_flows.server_status import ServerStatus, StatusResponse
+
 if TYPE_CHECKING:
     from rich.table import Table
 
-
-from vec_inf_flows.models import (
-    BatchLaunchResponse,
-    LaunchResponse,
-    ServerStatus,
-    StatusResponse,
-)
+    from vec_inf_flows.models import BatchLaunchResponse, LaunchResponse
 
 _STATUS_STYLE = {
     ServerStatus.READY: "green",

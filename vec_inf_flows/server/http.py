@@ -10,16 +10,17 @@ and a login node's ``HTTP_PROXY`` cannot reach a compute node's port.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
+import http.client
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
-
 from vec_inf_flows.errors import ServerError
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_TIMEOUT = 3.0
 _KNOWN_TAILS = ("/v1", "/health", "/metrics")
@@ -86,6 +87,8 @@ def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
 
 
 def _describe(error: httpx.HTTPError, timeout: float) -> str:
+    import httpx
+
     if isinstance(error, httpx.TimeoutException):
         return f"no answer within {timeout:g} s"
     if isinstance(error, httpx.ConnectError):
@@ -101,22 +104,47 @@ def _result(url: str, response: httpx.Response) -> HealthResult:
 
 
 def check_health(url: str, timeout: float = DEFAULT_TIMEOUT) -> HealthResult:
-    """Probe ``<server>/health``; ``url`` is the server's base URL (``.../v1`` or not)."""
+    """Probe ``<server>/health``; ``url`` is the server's base URL (``.../v1`` or not).
+
+    The standard library's client, not httpx: ``status`` probes from a fresh CLI process, where
+    importing httpx would cost more than the probe. Like httpx with ``trust_env=False`` it never
+    goes through a proxy.
+    """
     try:
         target = health_url(url)
     except ServerError as error:
         return HealthResult(url, None, str(error))
+    parts = urlsplit(target)
+    secure = parts.scheme == "https"
+    kind = http.client.HTTPSConnection if secure else http.client.HTTPConnection
+    connection = kind(parts.hostname or "", parts.port, timeout=timeout)
     try:
-        with httpx.Client(timeout=timeout, trust_env=False, verify=_verify([url])) as client:
-            return _result(target, client.get(target))
-    except httpx.HTTPError as error:
-        return HealthResult(target, None, _describe(error, timeout))
+        connection.request("GET", parts.path or "/")
+        response = connection.getresponse()
+        response.read(64 * 1024)
+        code = response.status
+        return HealthResult(target, code, None if code == 200 else f"HTTP {code}")
+    except TimeoutError:
+        return HealthResult(target, None, f"no answer within {timeout:g} s")
+    except ConnectionRefusedError:
+        return HealthResult(target, None, "connection refused")
+    except OSError as error:
+        reason = error.strerror or str(error) or type(error).__name__
+        return HealthResult(target, None, f"cannot connect: {reason}")
+    except http.client.HTTPException as error:
+        return HealthResult(target, None, f"{type(error).__name__}: {error}".rstrip(": "))
+    finally:
+        connection.close()
 
 
 async def check_health_async(
     url: str, timeout: float = DEFAULT_TIMEOUT, client: httpx.AsyncClient | None = None
 ) -> HealthResult:
     """Async ``check_health``; a whole-call deadline guards against a trickling server."""
+    import asyncio
+
+    import httpx
+
     try:
         target = health_url(url)
     except ServerError as error:
@@ -139,6 +167,10 @@ async def check_health_many_async(
     urls: Sequence[str], timeout: float = DEFAULT_TIMEOUT
 ) -> dict[str, HealthResult]:
     """Probe many servers at once: the total time is about one timeout, not one per server."""
+    import asyncio
+
+    import httpx
+
     unique = list(dict.fromkeys(urls))
     async with httpx.AsyncClient(
         timeout=timeout, trust_env=False, verify=_verify(unique)
@@ -170,6 +202,8 @@ def check_health_many(
 
 
 def _get(url: str, timeout: float, headers: dict[str, str] | None = None) -> httpx.Response:
+    import httpx
+
     try:
         with httpx.Client(timeout=timeout, trust_env=False, verify=_verify([url])) as client:
             return client.get(url, headers=headers)
