@@ -8,7 +8,7 @@ job's own files and a health check.
 from __future__ import annotations
 
 import logging
-import secrets
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,13 +22,13 @@ from vec_inf_flows.jobdir import JobPaths
 from vec_inf_flows.jobs import JobId, JobRecord
 from vec_inf_flows.origin import OUR_NAME, VECINF_SUFFIX, Recognition, recognise
 from vec_inf_flows.server_status import ServerStatus, StatusResponse
-from vec_inf_flows.spec import LaunchSpec
 
 if TYPE_CHECKING:
     from vec_inf_flows.catalog.listing import ModelInfo
     from vec_inf_flows.models import BatchLaunchResponse, LaunchResponse, MetricsResponse
     from vec_inf_flows.server.http import HealthResult
     from vec_inf_flows.server.logscan import LogVerdict
+    from vec_inf_flows.spec import LaunchSpec
 
 log = logging.getLogger("vec_inf_flows.client")
 
@@ -136,7 +136,7 @@ class VecInfClient:
 
         spec = resolve(model_name, _options(options, overrides))
         self._check_capacity([spec])
-        job_name = f"{spec.job_name_prefix}-{secrets.token_hex(4)}"
+        job_name = f"{spec.job_name_prefix}-{os.urandom(4).hex()}"
         script = render_job_script(spec, job_name)
         job_id = self.backend.submit(script, job_name, hold=True)
         try:
@@ -171,7 +171,7 @@ class VecInfClient:
         specs = resolve_batch(list(model_names), batch_config, batch_options)
         self._check_capacity(specs)
         # Every component carries the same unique name, so one look-up finds them all.
-        job_name = f"BATCH-vec-inf-{secrets.token_hex(4)}"
+        job_name = f"BATCH-vec-inf-{os.urandom(4).hex()}"
         batch_name = "BATCH-" + "-".join(spec.model_name for spec in specs)
         script = render_batch_script(specs, job_name, batch_name)
         leader = self.backend.submit(script, job_name, hold=True)

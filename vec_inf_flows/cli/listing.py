@@ -33,10 +33,10 @@ def list_command(args: argparse.Namespace, console: Any) -> int:
             render.print_json(console, shown)
         else:
             rows = render.model_config_rows(args.model_name, shown)
-            console.print(render.key_value_table("Model Config", rows))
+            render.show(render.key_value_table("Model Config", rows))
         return 0
     if args.json_mode:
         render.print_json(console, [row["name"] for row in listing.rows])
     else:
-        console.print(render.models_table([SimpleNamespace(**row) for row in listing.rows]))
+        render.show(render.models_table([SimpleNamespace(**row) for row in listing.rows]))
     return 0

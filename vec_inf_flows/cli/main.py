@@ -238,6 +238,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         code = 130
+    except BrokenPipeError:  # the reader left (``| head``): nothing more to say to it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
     except Exception as error:
         print(f"Error: {_one_line(error)}", file=sys.stderr)
         code = 1

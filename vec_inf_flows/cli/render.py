@@ -1,6 +1,6 @@
-"""Rich tables laid out like the vec-inf user guide's, and JSON for ``--json-mode``.
+"""Tables laid out like the vec-inf user guide's, and JSON for ``--json-mode``.
 
-rich is imported when a table is built, so ``--json-mode`` never pays for it.
+The tables are ``BoxTable``s (drawn like rich's, without importing it): ``show`` prints one.
 """
 
 from __future__ import annotations
@@ -9,12 +9,14 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from vec_inf_flows.cli.boxtable import BoxTable, Cell, show
 from vec_inf_flows.server_status import ServerStatus, StatusResponse
 
 if TYPE_CHECKING:
-    from rich.table import Table
-
     from vec_inf_flows.models import BatchLaunchResponse, LaunchResponse
+
+Table = BoxTable
+__all__ = ["Table", "show"]
 
 _STATUS_STYLE = {
     ServerStatus.READY: "green",
@@ -39,18 +41,10 @@ def print_json(console: Any, payload: Any) -> None:
     print(json.dumps(payload, default=str), flush=True)
 
 
-def new_table(**options: Any) -> Table:
-    from rich.table import Table
-
-    return Table(show_header=True, header_style="bold", **options)
-
-
-def key_value_table(title: str, rows: Iterable[tuple[str, str]]) -> Table:
-    table = new_table()
-    table.add_column(title, style="bold")
-    table.add_column("Value")
+def key_value_table(title: str, rows: Iterable[tuple[str, Cell]]) -> Table:
+    table = BoxTable([title, "Value"])
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row((key, "bold"), value)
     return table
 
 
@@ -147,11 +141,11 @@ def batch_table(response: BatchLaunchResponse) -> Table:
 
 
 def status_table(status: StatusResponse) -> Table:
-    style = _STATUS_STYLE.get(status.server_status, "")
-    rows = [
+    state = status.server_status
+    rows: list[tuple[str, Cell]] = [
         ("Job ID", status.job_id),
         ("Model Name", status.model_name),
-        ("Model Status", f"[{style}]{status.server_status.value}[/]"),
+        ("Model Status", (state.value, _STATUS_STYLE.get(state, ""))),
     ]
     if status.pending_reason:
         rows.append(("Pending Reason", status.pending_reason))
@@ -166,15 +160,13 @@ def status_table(status: StatusResponse) -> Table:
 
 
 def status_list_table(statuses: Sequence[StatusResponse]) -> Table:
-    table = new_table()
-    for column in ("Job ID", "Model Name", "Status", "Base URL", "Reason"):
-        table.add_column(column)
+    table = BoxTable(["Job ID", "Model Name", "Status", "Base URL", "Reason"])
     for status in statuses:
         style = _STATUS_STYLE.get(status.server_status, "")
         table.add_row(
             status.job_id,
             status.model_name,
-            f"[{style}]{status.server_status.value}[/]",
+            (status.server_status.value, style),
             status.base_url or "UNAVAILABLE",
             status.pending_reason or status.failed_reason or status.detail or "",
         )
@@ -182,13 +174,10 @@ def status_list_table(statuses: Sequence[StatusResponse]) -> Table:
 
 
 def models_table(models: Sequence[Any]) -> Table:
-    table = new_table()
-    table.add_column("Model", no_wrap=True)
-    for column in ("Family", "Type"):
-        table.add_column(column, overflow="fold")
+    table = BoxTable(["Model", "Family", "Type"], no_wrap=[True, False, False])
     for info in models:
         style = _TYPE_STYLE.get(info.model_type, "white")
-        table.add_row(f"[{style}]{info.name}[/]", info.family, info.model_type)
+        table.add_row((info.name, style), info.family, info.model_type)
     return table
 
 
