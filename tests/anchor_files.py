@@ -28,6 +28,21 @@ def anchor_file(relative: str) -> Path:
     return target
 
 
+def anchor_cli() -> Path:
+    """The ``vec-inf`` command of 0.9.0: the benchmarks' venv, else one made in the cache."""
+    bench = REPO / "bench" / ".venv-anchor" / "bin" / "vec-inf"
+    if bench.exists():
+        return bench
+    venv = _CACHE.parent / f"venv-anchor-{ANCHOR_VERSION}"
+    command = venv / "bin" / "vec-inf"
+    if not command.exists():
+        base = getattr(sys, "_base_executable", sys.executable)
+        subprocess.run([base, "-m", "venv", "--clear", str(venv)], check=True, timeout=300)
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+        subprocess.run([*pip, f"vec-inf=={ANCHOR_VERSION}"], check=True, timeout=900)
+    return command
+
+
 def _fetch_wheel() -> None:
     _CACHE.mkdir(parents=True, exist_ok=True)
     subprocess.run(
