@@ -38,6 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _anchor_jobs import MODEL, anchor_kit
 from _common import (
     Run,
     Samples,
@@ -54,24 +55,8 @@ from _common import (
 from vec_inf_flows.backends.slurm.backend import SlurmBackend
 from vec_inf_flows.client import VecInfClient
 
-MODEL = "SmolLM2-135M-Instruct"
 SETTLE_SECONDS = 180.0
 SLURM_COMMANDS = ("squeue", "scontrol", "sacct", "sbatch", "scancel", "sinfo")
-ANCHOR_MODELS = f"""\
-models:
-  {MODEL}:
-    model_family: SmolLM2
-    model_variant: 135M-Instruct
-    model_type: LLM
-    gpus_per_node: 1
-    num_nodes: 1
-    vocab_size: 49152
-    cpus_per_task: 1
-    mem_per_node: 1G
-    time: "00:15:00"
-    vllm_args:
-      --max-model-len: 2048
-"""
 WAYS = (
     "ours ID",
     "anchor ID",
@@ -114,26 +99,10 @@ class Bench:
         self.anchor_args = self._anchor_setup()
 
     def _anchor_setup(self) -> list[str]:
-        """A venv whose ``vllm`` is the simulator, weights and work dirs, and a models file."""
-        if shutil.which("nc") is None:
-            raise SystemExit("vec-inf's job script needs nc: apt-get install netcat-openbsd")
-        venv = self.work / "anchor-venv"
-        (venv / "bin").mkdir(parents=True)
-        (venv / "bin" / "activate").write_text(f'export PATH="{venv / "bin"}:$PATH"\n')
-        vllm = venv / "bin" / "vllm"
-        vllm.write_text(f'#!/bin/sh\nexec {sys.executable} -m vec_inf_flows.sim "$@"\n')
-        vllm.chmod(0o755)
-        weights, work = self.work / "weights", self.work / "anchor-work"
-        (weights / MODEL).mkdir(parents=True)
-        work.mkdir()
-        config = self.work / "anchor-models.yaml"
-        config.write_text(ANCHOR_MODELS)
+        kit = anchor_kit(self.work, self.work / "anchor-logs")
         self.env["VEC_INF_ACCOUNT"] = os.environ.get("VEC_INF_ACCOUNT") or _default_account()
-        self.env["VEC_INF_WORK_DIR"] = str(work)
-        return [
-            "--config", str(config), "--venv", str(venv), "--model-weights-parent-dir",
-            str(weights), "--log-dir", str(self.work / "anchor-logs"), "--resource-type", "",
-        ]  # fmt: skip
+        self.env["VEC_INF_WORK_DIR"] = str(kit.work_dir)
+        return kit.args
 
     # -- launching and cleaning up ---------------------------------------------------------
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from vec_inf_flows.client import VecInfClient
 
 REPO = Path(__file__).resolve().parents[1]
+GUIDE_CUSTOM_MODEL = REPO / "tests" / "fixtures" / "guide" / "my-model-config.yaml"
 CLI = [sys.executable, "-m", "vec_inf_flows.cli.main"]
 
 
@@ -93,3 +94,12 @@ def cancel_sandbox_jobs(box: Sandbox) -> None:
     ids = sorted({job_id.split("+")[0] for job_id in box.job_ids()})
     if ids:
         subprocess.run(["scancel", *ids], capture_output=True, timeout=30)
+
+
+def guide_custom_model_config(directory: Path) -> Path:
+    """The user guide's custom-model file in ``directory``, its weights directory made real."""
+    weights = directory / "model-weights"
+    (weights / "Qwen2.5-7B-Instruct-1M").mkdir(parents=True, exist_ok=True)
+    config = directory / "my-model-config.yaml"
+    config.write_text(GUIDE_CUSTOM_MODEL.read_text().replace("WEIGHTS_DIR", str(weights)))
+    return config

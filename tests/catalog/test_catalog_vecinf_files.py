@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from anchor_files import anchor_file
+from testkit import guide_custom_model_config
 
 from vec_inf_flows.catalog.loader import load_catalog
 from vec_inf_flows.catalog.options import LaunchOptions
@@ -158,30 +159,10 @@ def test_a_path_that_does_not_exist_is_one_clear_error(
 
 
 def test_the_guides_custom_model_entry_replaces_the_layout(
-    tmp_path: Path, write_yaml: WriteYaml, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The guide's Qwen2.5-7B-Instruct-1M entry (1 GPU) over our 4-GPU built-in one."""
-    path = write_yaml(
-        f"""
-        models:
-          Qwen2.5-7B-Instruct-1M:
-            model_family: Qwen2.5
-            model_variant: 7B-Instruct-1M
-            model_type: LLM
-            gpus_per_node: 1
-            num_nodes: 1
-            vocab_size: 152064
-            qos: m2
-            time: 08:00:00
-            partition: a40
-            model_weights_parent_dir: {tmp_path}/model-weights
-            vllm_args:
-              --max-model-len: 1010000
-              --max-num-seqs: 256
-        """,
-        "my-model-config.yaml",
-    )
-    monkeypatch.setenv("VEC_INF_CONFIG", str(path))
+    monkeypatch.setenv("VEC_INF_CONFIG", str(guide_custom_model_config(tmp_path)))
     spec = resolve("Qwen2.5-7B-Instruct-1M")
     args = dict(spec.engine_args)
     assert spec.resources.gpus_per_node == 1

@@ -13,11 +13,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
-from testkit import REPO, Sandbox
+from testkit import REPO, Sandbox, guide_custom_model_config
 
 MODEL = "SmolLM2-135M-Instruct"
 SCRIPTS = Path(__file__).with_name("scripts")
@@ -152,30 +151,7 @@ def test_shell_scripts_reading_vecinf_json_keys_work(sandbox: Sandbox, tmp_path:
 def test_guide_custom_model_example_launches_as_written(sandbox: Sandbox, tmp_path: Path) -> None:
     """The guide's Qwen2.5-7B-Instruct-1M file, its weights directory made real. This cluster
     has no a40 partition, m2 QoS or 64G nodes: the command line says so, as any user would."""
-    weights = tmp_path / "model-weights"
-    (weights / "Qwen2.5-7B-Instruct-1M").mkdir(parents=True)
-    config = tmp_path / "my-model-config.yaml"
-    config.write_text(
-        textwrap.dedent(
-            f"""\
-            models:
-              Qwen2.5-7B-Instruct-1M:
-                model_family: Qwen2.5
-                model_variant: 7B-Instruct-1M
-                model_type: LLM
-                gpus_per_node: 1
-                num_nodes: 1
-                vocab_size: 152064
-                qos: m2
-                time: 08:00:00
-                partition: a40
-                model_weights_parent_dir: {weights}
-                vllm_args:
-                  --max-model-len: 1010000
-                  --max-num-seqs: 256
-            """
-        )
-    )
+    config = guide_custom_model_config(tmp_path)
     env = {**sandbox.env, "VEC_INF_CONFIG": str(config)}
     local = ["--partition", "debug", "--qos", "normal", "--mem-per-node", "4G", "--engine", "sim"]
     result = subprocess.run(

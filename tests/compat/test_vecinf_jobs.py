@@ -1,16 +1,13 @@
 """Servers launched by vec-inf itself (the real 0.9.0 CLI) on the local cluster: status and
 shutdown of this tool work on them, so a team can switch with servers still running.
 
-vec-inf's job runs ``vllm serve`` from the venv it is given; the venv here puts a ``vllm`` on
-PATH that starts the simulator shipped in this package (``python -m vec_inf_flows.sim serve``,
-vLLM's command line). vec-inf's job script needs ``nc`` (netcat-openbsd) to find a port.
+vec-inf's jobs run this package's simulator as their ``vllm`` (bench/_anchor_jobs.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -22,25 +19,11 @@ import pytest
 from anchor_files import anchor_cli
 from testkit import CLI, REPO, Sandbox
 
+sys.path.insert(0, str(REPO / "bench"))
+from _anchor_jobs import MODEL, anchor_kit
+
 from vec_inf_flows.origin import JobOrigin
 from vec_inf_flows.server_status import ServerStatus
-
-MODEL = "SmolLM2-135M-Instruct"
-MODELS_YAML = f"""\
-models:
-  {MODEL}:
-    model_family: SmolLM2
-    model_variant: 135M-Instruct
-    model_type: LLM
-    gpus_per_node: 1
-    num_nodes: 1
-    vocab_size: 49152
-    cpus_per_task: 1
-    mem_per_node: 2G
-    time: "00:10:00"
-    vllm_args:
-      --max-model-len: 2048
-"""
 
 
 @dataclass
@@ -68,25 +51,10 @@ class VecInf:
 
 @pytest.fixture
 def vecinf(sandbox: Sandbox, tmp_path: Path) -> Iterator[VecInf]:
-    if shutil.which("nc") is None:
-        pytest.fail("vec-inf's job script needs nc: apt-get install netcat-openbsd")
-    venv = tmp_path / "vecinf-venv"
-    (venv / "bin").mkdir(parents=True)
-    (venv / "bin" / "activate").write_text(f'export PATH="{venv / "bin"}:$PATH"\n')
-    vllm = venv / "bin" / "vllm"
-    vllm.write_text(f'#!/bin/sh\nexec {sys.executable} -m vec_inf_flows.sim "$@"\n')
-    vllm.chmod(0o755)
-    weights, work, logs = tmp_path / "weights", tmp_path / "work", tmp_path / "vecinf-logs"
-    for directory in (weights / MODEL, work, logs):
-        directory.mkdir(parents=True)
-    config = tmp_path / "vecinf-models.yaml"
-    config.write_text(MODELS_YAML)
-    env = {**sandbox.env, "VEC_INF_ACCOUNT": "root", "VEC_INF_WORK_DIR": str(work)}
-    args = [
-        "--config", str(config), "--venv", str(venv), "--model-weights-parent-dir", str(weights),
-        "--log-dir", str(logs), "--resource-type", "",
-    ]  # fmt: skip
-    runner = VecInf(anchor_cli(), env, args, logs, [])
+    logs = tmp_path / "vecinf-logs"
+    kit = anchor_kit(tmp_path, logs)
+    env = {**sandbox.env, "VEC_INF_ACCOUNT": "root", "VEC_INF_WORK_DIR": str(kit.work_dir)}
+    runner = VecInf(anchor_cli(), env, kit.args, logs, [])
     try:
         yield runner
     finally:
