@@ -198,15 +198,10 @@ class VecInfClient:
 
     def _check_capacity(self, specs: Sequence[LaunchSpec]) -> None:
         """Refuse, before submitting, a request no node of the partition can hold."""
-        if getattr(self.backend, "name", "") != "slurm":
-            return
-        from vec_inf_flows.backends.slurm.capacity import check_fits, partition_nodes
+        if getattr(self.backend, "name", "") == "slurm":
+            from vec_inf_flows.backends.slurm.capacity import check_specs_fit
 
-        for partition in dict.fromkeys(spec.resources.partition for spec in specs):
-            nodes = partition_nodes(partition)
-            for spec in specs:
-                if nodes and spec.resources.partition == partition:
-                    check_fits(spec.model_name, spec.resources, nodes)
+            check_specs_fit(specs)
 
     def _prepare(
         self,

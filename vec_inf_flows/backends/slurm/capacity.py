@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from vec_inf_flows.backends.slurm.runner import run_command
 from vec_inf_flows.errors import ConfigError, SlurmError
-from vec_inf_flows.spec import SlurmResources
+from vec_inf_flows.spec import LaunchSpec, SlurmResources
 
 SINFO_TIMEOUT = 5.0
 # One gres item: "gpu:4", "gpu:a40:4", "gpu:a40:4(S:0-1)", "gpu:a40:no_consume:4".
@@ -118,3 +118,12 @@ def check_fits(model: str, resources: SlurmResources, nodes: Sequence[NodeShape]
             f" each, but only {len(fitting)} of its {len(nodes)} nodes can hold that"
         )
     raise ConfigError(f"Model '{model}' asks {where} for {problem}; Slurm would reject the job.")
+
+
+def check_specs_fit(specs: Sequence[LaunchSpec]) -> None:
+    """``check_fits`` for every spec, with one ``sinfo`` per partition they name."""
+    for partition in dict.fromkeys(spec.resources.partition for spec in specs):
+        nodes = partition_nodes(partition)
+        for spec in specs:
+            if nodes and spec.resources.partition == partition:
+                check_fits(spec.model_name, spec.resources, nodes)
