@@ -17,9 +17,29 @@ from typing import TYPE_CHECKING, Any
 
 from vec_inf_flows import jobdir
 from vec_inf_flows.backends.base import Backend
-from vec_inf_flows.errors import ConfigError, ServerError, SlurmTransientError, VecInfError
+from vec_inf_flows.errors import (
+    ConfigError,
+    JobNotFoundError,
+    ServerError,
+    ShutdownRefusedError,
+    SlurmTransientError,
+    VecInfError,
+)
 from vec_inf_flows.jobdir import JobPaths
 from vec_inf_flows.jobs import JobId, JobRecord
+from vec_inf_flows.lifecycle.evidence import (
+    DEFAULT_HEALTH_GRACE,
+    JobEvidence,
+    ShutdownRecord,
+    WatchConfig,
+    read_evidence,
+    read_shutdown,
+    restore_shutdown,
+    write_shutdown,
+)
+from vec_inf_flows.lifecycle.journal import HeldJobJournal, discard_job_files, held_job
+from vec_inf_flows.lifecycle.lease import LeaseKeeper, LeasePolicy
+from vec_inf_flows.lifecycle.owner import JobOrigin, OwnerRecord, shutdown_refusal
 from vec_inf_flows.models import (
     BatchLaunchResponse,
     LaunchResponse,
@@ -62,7 +82,10 @@ class _JobFiles:
 
     @property
     def shutdown_requested(self) -> bool:
-        return self.paths is not None and self.paths.shutdown_marker.exists()
+        """A shutdown whose cancel succeeded (an unconfirmed marker means it is under way or
+        failed, and the job may well still serve)."""
+        marker = read_shutdown(self.paths.directory) if self.paths is not None else None
+        return marker is not None and marker.confirmed
 
     @property
     def engine_exit(self) -> int | None:
@@ -72,6 +95,10 @@ class _JobFiles:
             return int(self.paths.exit_marker.read_text().strip())
         except (OSError, ValueError):
             return None
+
+    @property
+    def evidence(self) -> JobEvidence:
+        return read_evidence(self.paths.directory if self.paths else None)
 
 
 class VecInfClient:
@@ -96,6 +123,7 @@ class VecInfClient:
         self._backend = backend
         self._state_dir = Path(state_dir) if state_dir is not None else None
         self._health_timeout = health_timeout
+        self._leases: LeaseKeeper | None = None
 
     @property
     def backend(self) -> Backend:
@@ -106,6 +134,17 @@ class VecInfClient:
     @property
     def state_dir(self) -> Path:
         return self._state_dir if self._state_dir is not None else jobdir.state_home()
+
+    @property
+    def leases(self) -> LeaseKeeper:
+        """Renews the leases of the servers this client launched with ``lease=``."""
+        if self._leases is None:
+            self._leases = LeaseKeeper()
+        return self._leases
+
+    def _settle_held(self) -> None:
+        """Cancel held jobs an earlier failed launch could not (see ``lifecycle.journal``)."""
+        HeldJobJournal(self.state_dir).settle(self.backend.name, self.backend.cancel)
 
     @property
     def index_root(self) -> Path:
@@ -132,22 +171,36 @@ class VecInfClient:
         options: Any = None,
         *,
         labels: Mapping[str, str] | None = None,
+        lease: LeasePolicy | None = None,
+        idle_timeout: float | None = None,
+        health_grace: float | None = DEFAULT_HEALTH_GRACE,
+        owner: OwnerRecord | None = None,
         **overrides: Any,
     ) -> LaunchResponse:
-        """Submit one server. Returns once the job is queued (not when the server is ready)."""
+        """Submit one server. Returns once the job is queued (not when the server is ready).
+
+        ``lease``: this client renews a lease (``self.leases``) and the job stops by itself once
+        renewals stop for ``lease.lapse_after`` seconds (this process ended or was killed);
+        ``release_lease`` hands the server over to its time limit. ``idle_timeout``: seconds
+        without requests after which the job stops. ``health_grace``: seconds a READY server may
+        not answer /health before it is FAILED. ``owner``: recorded in the job (default: this
+        process; the Prefect layer adds its API URL and flow run id).
+        """
         from vec_inf_flows.catalog.resolve import resolve
         from vec_inf_flows.scripts.render import render_job_script
 
+        watch = WatchConfig(lease=lease, idle_timeout=idle_timeout, health_grace=health_grace)
+        controls = _Controls(watch, owner or OwnerRecord.current())
         spec = resolve(model_name, _options(options, overrides))
         job_name = f"{spec.job_name_prefix}-{secrets.token_hex(4)}"
         script = render_job_script(spec, job_name)
+        self._settle_held()
         job_id = self.backend.submit(script, job_name, hold=True)
         try:
-            response = self._prepare(spec, job_id, job_name, script, labels)
+            response = self._prepare(spec, job_id, job_name, script, labels, controls)
             self.backend.release(job_id)
-        except BaseException:
-            self._cancel_quietly([job_id])
-            self._discard([(spec, job_id)])
+        except BaseException as error:
+            self._abandon(job_id, [(spec, job_id)], error)
             raise
         log.info("launched %s as job %s", model_name, job_id)
         return response
@@ -158,31 +211,41 @@ class VecInfClient:
         batch_config: str | Path | None = None,
         *,
         labels: Mapping[str, str] | None = None,
+        lease: LeasePolicy | None = None,
+        idle_timeout: float | None = None,
+        health_grace: float | None = DEFAULT_HEALTH_GRACE,
+        owner: OwnerRecord | None = None,
     ) -> BatchLaunchResponse:
-        """Submit several servers as ONE heterogeneous job: all start once all are allocated."""
+        """Submit several servers as ONE heterogeneous job: all start once all are allocated.
+
+        ``lease``, ``idle_timeout``, ``health_grace`` and ``owner`` apply to every server, as in
+        ``launch``.
+        """
         from vec_inf_flows.catalog.resolve import resolve_batch
         from vec_inf_flows.scripts.render import batch_job_paths, render_batch_script
 
         if len(model_names) < 2:
             raise ConfigError("batch-launch needs at least two models.")
+        watch = WatchConfig(lease=lease, idle_timeout=idle_timeout, health_grace=health_grace)
+        controls = _Controls(watch, owner or OwnerRecord.current())
         specs = resolve_batch(list(model_names), batch_config)
         # Every component carries the same unique name, so one look-up finds them all.
         job_name = f"BATCH-vec-inf-{secrets.token_hex(4)}"
         batch_name = "BATCH-" + "-".join(spec.model_name for spec in specs)
         script = render_batch_script(specs, job_name, batch_name)
+        self._settle_held()
         leader = self.backend.submit(script, job_name, hold=True)
         try:
             servers = [
-                self._prepare(spec, f"{leader}+{offset}", job_name, script, labels)
+                self._prepare(spec, f"{leader}+{offset}", job_name, script, labels, controls)
                 for offset, spec in enumerate(specs)
             ]
             batch_paths = batch_job_paths(specs[0].log_dir, batch_name, leader)
             batch_paths.directory.mkdir(parents=True, exist_ok=True, mode=0o755)
             jobdir.atomic_write(batch_paths.script, script)
             self.backend.release(leader)
-        except BaseException:
-            self._cancel_quietly([leader])
-            self._discard([(spec, f"{leader}+{n}") for n, spec in enumerate(specs)])
+        except BaseException as error:
+            self._abandon(leader, [(spec, f"{leader}+{n}") for n, spec in enumerate(specs)], error)
             raise
         return BatchLaunchResponse(
             job_id=leader,
@@ -199,19 +262,31 @@ class VecInfClient:
         job_name: str,
         script: str,
         labels: Mapping[str, str] | None,
+        controls: _Controls,
     ) -> LaunchResponse:
         """Write the job directory before the held job is released, so the job finds it."""
+        from vec_inf_flows.lifecycle.evidence import write_watch
         from vec_inf_flows.scripts.environment import render_secrets_env
-        from vec_inf_flows.scripts.render import LAUNCHER_FILENAME, launcher_source
+        from vec_inf_flows.scripts.render import (
+            LAUNCHER_FILENAME,
+            WATCH_FILENAME,
+            launcher_source,
+            watch_source,
+        )
 
         paths = JobPaths.for_job(spec.log_dir, spec.model_family, spec.model_name, job_id)
         paths.directory.mkdir(parents=True, exist_ok=True, mode=0o755)
         config = launch_record(spec, job_id, job_name, paths, labels)
+        config["owner"] = controls.owner.model_dump(mode="json")
         jobdir.atomic_write(paths.script, script)
         jobdir.atomic_write(paths.directory / LAUNCHER_FILENAME, launcher_source())
+        jobdir.atomic_write(paths.directory / WATCH_FILENAME, watch_source())
         if spec.secret_env:
             jobdir.atomic_write(paths.secrets, render_secrets_env(spec.secret_env), mode=0o600)
         jobdir.write_json(paths.json, config)
+        write_watch(paths.directory, controls.watch)
+        if controls.watch.lease is not None:
+            self.leases.hold(paths.directory, controls.watch.lease)
         jobdir.register(self.index_root, job_id, paths.directory)
         return LaunchResponse(
             job_id=job_id,
@@ -229,6 +304,7 @@ class VecInfClient:
         """Status of many servers from ONE scheduler query; None means all of the user's servers."""
         from vec_inf_flows.server.http import check_health_many
 
+        self._settle_held()
         if job_ids is None:
             records = {
                 record.job_id: record
@@ -270,14 +346,17 @@ class VecInfClient:
         verdict: LogVerdict | None,
         health: HealthResult | None,
     ) -> StatusResponse:
-        from vec_inf_flows.errors import JobNotFoundError
         from vec_inf_flows.status import decide
 
         if record is None and files.config is None:
+            unanswered = getattr(self.backend, "accounting_error", None)
             raise JobNotFoundError(
                 f"Job {job_id} is unknown: Slurm does not know it and no job record of "
                 f"vec-inf-flows names it (looked in {self.index_root / jobdir.INDEX_DIR})."
+                + (f" Slurm's accounting did not answer: {unanswered}" if unanswered else "")
             )
+        if record is not None and _origin(record, files) is JobOrigin.FOREIGN:
+            return _foreign_status(job_id, record)
         model_name = files.model_name or _model_from_job_name(record.name if record else "")
         response = decide(
             job_id=job_id,
@@ -288,6 +367,7 @@ class VecInfClient:
             server_address=files.server_address,
             shutdown_requested=files.shutdown_requested,
             engine_exit=files.engine_exit,
+            evidence=files.evidence,
         )
         if files.paths is not None and response.job_dir is None:
             response = response.model_copy(update={"job_dir": str(files.paths.directory)})
@@ -327,31 +407,102 @@ class VecInfClient:
         )
 
     # ------------------------------------------------------------------ shutdown
-    def shutdown(self, job_ids: str | Sequence[str]) -> list[str]:
-        """Cancel servers. Every id is checked before anything is cancelled."""
+    def shutdown(
+        self,
+        job_ids: str | Sequence[str],
+        *,
+        force: bool = False,
+        wait: bool = True,
+        timeout: float = 120.0,
+    ) -> list[str]:
+        """Cancel servers; with ``wait``, return once Slurm runs no part of them any more.
+
+        Every id is checked before anything is cancelled: an unknown id raises
+        JobNotFoundError, a job neither vec-inf-flows nor vec-inf launched raises
+        ShutdownRefusedError unless ``force``. A server that had FAILED stays FAILED with its
+        reason; a server that had already ended is left as it is.
+        """
+        from vec_inf_flows.lifecycle.stopping import wait_until_gone
+
         raw = [job_ids] if isinstance(job_ids, str) else list(job_ids)
         ids = [str(JobId.parse(job_id)) for job_id in raw]
+        before = {status.job_id: status for status in self.statuses(ids)}
         for job_id in ids:
-            files = self._job_files(job_id)
-            if files.paths is not None:
-                jobdir.atomic_write(files.paths.shutdown_marker, f"{time.time():.3f}\n")
-        self.backend.cancel(ids)
+            foreign = before[job_id].server_status is ServerStatus.FOREIGN
+            origin = JobOrigin.FOREIGN if foreign else JobOrigin.OURS
+            refusal = shutdown_refusal(job_id, origin, force=force)
+            if refusal is not None:
+                raise ShutdownRefusedError(refusal)
+        to_cancel = [i for i in ids if before[i].server_status is not ServerStatus.SHUTDOWN]
+        marked = self._mark_shutdown(to_cancel, before)
+        try:
+            if to_cancel:
+                self.backend.cancel(to_cancel)
+        except BaseException:
+            for directory, previous in marked:  # the cancel failed: the server runs on
+                restore_shutdown(directory, previous)
+            raise
+        for directory, _ in marked:
+            asked = read_shutdown(directory)
+            if asked is not None:
+                confirmed = ShutdownRecord(asked.requested_at, True, asked.failed_reason)
+                write_shutdown(directory, confirmed)
+            if self._leases is not None:
+                self._leases.drop(directory)
+        if wait and to_cancel:
+            wait_until_gone(self.backend, to_cancel, timeout)
         return ids
 
-    def _discard(self, launches: Sequence[tuple[LaunchSpec, str]]) -> None:
-        """Remove what a launch that never started wrote: no job dir points at a dead job."""
-        import shutil
+    def _mark_shutdown(
+        self, ids: Sequence[str], before: Mapping[str, StatusResponse]
+    ) -> list[tuple[Path, ShutdownRecord | None]]:
+        """Write unconfirmed shutdown markers (keeping a failure's reason); return what each
+        directory held before, to restore if the cancel fails."""
+        marked: list[tuple[Path, ShutdownRecord | None]] = []
+        for job_id in ids:
+            paths = self._job_files(job_id).paths
+            if paths is None:
+                continue
+            previous = read_shutdown(paths.directory)
+            status = before[job_id]
+            failed = status.failed_reason if status.server_status is ServerStatus.FAILED else None
+            write_shutdown(paths.directory, ShutdownRecord(time.time(), False, failed))
+            marked.append((paths.directory, previous))
+        return marked
 
-        for spec, job_id in launches:
-            paths = JobPaths.for_job(spec.log_dir, spec.model_family, spec.model_name, job_id)
-            shutil.rmtree(paths.directory, ignore_errors=True)
-            jobdir.index_link(self.index_root, job_id).unlink(missing_ok=True)
+    def release_lease(self, job_id: str) -> None:
+        """Hand a server launched with a lease over to its time limit (or ``shutdown``)."""
+        paths = self._job_files(str(JobId.parse(job_id))).paths
+        if paths is None:
+            raise JobNotFoundError(f"Job {job_id} has no vec-inf-flows job record.")
+        self.leases.release(paths.directory)
 
-    def _cancel_quietly(self, ids: Sequence[str]) -> None:
+    def _abandon(
+        self, leader: str, launches: Sequence[tuple[LaunchSpec, str]], error: BaseException
+    ) -> None:
+        """A launch failed after submitting: cancel the held job and remove what it wrote. If
+        the cancel fails too, keep the job dir and record the job, so the next command that
+        reaches Slurm cancels it (never a queued job whose job dir is gone)."""
+        dirs = [
+            JobPaths.for_job(spec.log_dir, spec.model_family, spec.model_name, job_id).directory
+            for spec, job_id in launches
+        ]
+        if self._leases is not None:
+            for directory in dirs:
+                self._leases.drop(directory)
         try:
-            self.backend.cancel(ids)
-        except VecInfError as error:  # the original error matters more; say what is left
-            log.error("could not cancel job(s) %s after a failed launch: %s", ids, error)
+            self.backend.cancel([leader])
+        except VecInfError as cancel_error:  # the original error matters more; say what is left
+            reason = f"{' '.join(str(error).split())[:200]}; cancel: {cancel_error}"
+            HeldJobJournal(self.state_dir).record(
+                [
+                    held_job(job_id, self.backend.name, str(directory), self.index_root, reason)
+                    for (_, job_id), directory in zip(launches, dirs, strict=True)
+                ]
+            )
+            return
+        for (_, job_id), directory in zip(launches, dirs, strict=True):
+            discard_job_files(str(directory), str(self.index_root), job_id)
 
     # ------------------------------------------------------------------ waiting
     def wait_until_ready(
@@ -379,8 +530,8 @@ class VecInfClient:
                     on_status(last)
                 if last.server_status is ServerStatus.READY:
                     return last
-                if last.terminal:
-                    reason = last.failed_reason or last.pending_reason or "no reason recorded"
+                if last.never_ready:
+                    reason = last.failed_reason or last.detail or "no reason recorded"
                     raise ServerError(
                         f"Server {job_id} ({last.model_name}) is {last.server_status.value} "
                         f"before becoming ready: {reason}"
@@ -451,6 +602,32 @@ def _log_verdict(files: _JobFiles) -> LogVerdict | None:
     if files.paths is None:
         return None
     return scan_files([files.paths.err, files.paths.out])
+
+
+@dataclass(frozen=True)
+class _Controls:
+    """What a launch asks the job side to enforce, and who the owner is."""
+
+    watch: WatchConfig
+    owner: OwnerRecord
+
+
+def _origin(record: JobRecord, files: _JobFiles) -> JobOrigin:
+    """Ours: our job record names it, or our job-name marker does (its job dir may be gone)."""
+    if files.config is not None or JOB_NAME_MARKER in record.name:
+        return JobOrigin.OURS
+    return JobOrigin.FOREIGN
+
+
+def _foreign_status(job_id: str, record: JobRecord) -> StatusResponse:
+    return StatusResponse(
+        job_id=job_id,
+        model_name=record.name or "unknown",
+        server_status=ServerStatus.FOREIGN,
+        detail=f"not launched by vec-inf-flows or vec-inf (job name {record.name!r})",
+        slurm_state=record.state,
+        node=record.node,
+    )
 
 
 def _model_from_job_name(name: str) -> str:

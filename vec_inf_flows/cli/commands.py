@@ -52,16 +52,21 @@ def dispatch(args: argparse.Namespace, overrides: Overrides) -> int:
 
 
 def _launch(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
+    from vec_inf_flows.cli.watch import launch_controls, wait_holding_lease
+
     client = VecInfClient()
-    response = client.launch(args.model_name, **overrides(args))
+    controls = launch_controls(args)
+    response = client.launch(args.model_name, **controls, **overrides(args))
     if args.json_mode:
         render.print_json(console, response.model_dump())
     else:
         console.print(render.launch_table(response))
     if args.wait:
-        _print_status(
-            console, _wait_showing(client, response.job_id, args, console), args.json_mode
+        job_id, lapse = response.job_id, controls["lease"].lapse_after
+        ready = wait_holding_lease(
+            client, job_id, lapse, lambda: _wait_showing(client, job_id, args, console)
         )
+        _print_status(console, ready, args.json_mode)
     return 0
 
 
@@ -162,7 +167,9 @@ def _print_metrics(console: LazyConsole, response: MetricsResponse, json_mode: b
 
 
 def _shutdown(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
-    ids = VecInfClient().shutdown(args.job_ids)
+    ids = VecInfClient().shutdown(
+        args.job_ids, force=args.force, wait=args.wait, timeout=args.timeout
+    )
     if args.json_mode:
         render.print_json(console, {"shutdown": ids})
     else:
