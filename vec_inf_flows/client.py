@@ -200,7 +200,7 @@ class VecInfClient:
             response = self._prepare(spec, job_id, job_name, script, labels, controls)
             self.backend.release(job_id)
         except BaseException as error:
-            self._abandon(job_id, [(spec, job_id)], error)
+            _add_note(error, self._abandon(job_id, [(spec, job_id)], error))
             raise
         log.info("launched %s as job %s", model_name, job_id)
         return response
@@ -245,7 +245,8 @@ class VecInfClient:
             jobdir.atomic_write(batch_paths.script, script)
             self.backend.release(leader)
         except BaseException as error:
-            self._abandon(leader, [(spec, f"{leader}+{n}") for n, spec in enumerate(specs)], error)
+            launches = [(spec, f"{leader}+{n}") for n, spec in enumerate(specs)]
+            _add_note(error, self._abandon(leader, launches, error))
             raise
         return BatchLaunchResponse(
             job_id=leader,
@@ -479,10 +480,10 @@ class VecInfClient:
 
     def _abandon(
         self, leader: str, launches: Sequence[tuple[LaunchSpec, str]], error: BaseException
-    ) -> None:
+    ) -> str | None:
         """A launch failed after submitting: cancel the held job and remove what it wrote. If
         the cancel fails too, keep the job dir and record the job, so the next command that
-        reaches Slurm cancels it (never a queued job whose job dir is gone)."""
+        reaches Slurm cancels it (never a queued job whose job dir is gone); say so."""
         dirs = [
             JobPaths.for_job(spec.log_dir, spec.model_family, spec.model_name, job_id).directory
             for spec, job_id in launches
@@ -500,9 +501,13 @@ class VecInfClient:
                     for (_, job_id), directory in zip(launches, dirs, strict=True)
                 ]
             )
-            return
+            return (
+                f"held job {leader} could not be cancelled either ({cancel_error}); it is "
+                "recorded and the next command that reaches Slurm cancels it"
+            )
         for (_, job_id), directory in zip(launches, dirs, strict=True):
             discard_job_files(str(directory), str(self.index_root), job_id)
+        return None
 
     # ------------------------------------------------------------------ waiting
     def wait_until_ready(
@@ -610,6 +615,16 @@ class _Controls:
 
     watch: WatchConfig
     owner: OwnerRecord
+
+
+def _add_note(error: BaseException, note: str | None) -> None:
+    """Append to the one line the CLI prints (our errors print their first argument)."""
+    if note is None:
+        return
+    if isinstance(error, VecInfError) and error.args and isinstance(error.args[0], str):
+        error.args = (f"{error.args[0]} ({note})", *error.args[1:])
+    else:
+        log.warning("%s", note)
 
 
 def _origin(record: JobRecord, files: _JobFiles) -> JobOrigin:

@@ -82,7 +82,7 @@ def engine_pid(job_id: str) -> int:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"vec_inf_flows.sim" in argv and b"serve" in argv:
+        if argv[1:4] == [b"-m", b"vec_inf_flows.sim", b"serve"]:  # not the launcher above it
             return pid
     raise AssertionError(f"no simulator process for job {job_id}")
 

@@ -83,7 +83,7 @@ class HeldJobJournal:
             known.update({(job.backend, job.job_id): job for job in jobs})
             self._write(list(known.values()))
         for job in jobs:
-            log.error(
+            log.info(
                 "held job %s could not be cancelled (%s); it is recorded in %s and will be "
                 "cancelled by the next command that reaches Slurm",
                 job.job_id,

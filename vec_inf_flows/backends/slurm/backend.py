@@ -250,7 +250,7 @@ class SlurmBackend:
                 accounted = self._accounting_jobs(since, missing)
             except SlurmError as error:
                 # squeue answered, so none of these runs; how they ended is in their job dirs.
-                logger.warning("sacct cannot answer (%s); ended jobs are judged by files", error)
+                logger.info("sacct cannot answer (%s); ended jobs are judged by files", error)
                 self.accounting_error = str(error)
                 accounted = []
             found += [job for job in accounted if _wanted(job, missing)]
