@@ -17,29 +17,25 @@ from typing import TYPE_CHECKING, Any
 
 from vec_inf_flows import jobdir
 from vec_inf_flows.backends.base import Backend
-from vec_inf_flows.errors import (
-    ConfigError,
-    JobNotFoundError,
-    ServerError,
-    ShutdownRefusedError,
-    SlurmTransientError,
-    VecInfError,
-)
+from vec_inf_flows.errors import ConfigError, JobNotFoundError, ServerError, SlurmTransientError
 from vec_inf_flows.jobdir import JobPaths
 from vec_inf_flows.jobs import JobId, JobRecord
 from vec_inf_flows.lifecycle.evidence import (
     DEFAULT_HEALTH_GRACE,
     JobEvidence,
-    ShutdownRecord,
     WatchConfig,
     read_evidence,
     read_shutdown,
-    restore_shutdown,
-    write_shutdown,
 )
-from vec_inf_flows.lifecycle.journal import HeldJobJournal, discard_job_files, held_job
+from vec_inf_flows.lifecycle.journal import HeldJobJournal, abandon_launch, add_note
 from vec_inf_flows.lifecycle.lease import LeaseKeeper, LeasePolicy
-from vec_inf_flows.lifecycle.owner import JobOrigin, OwnerRecord, shutdown_refusal
+from vec_inf_flows.lifecycle.owner import (
+    JOB_NAME_MARKER,
+    JobOrigin,
+    OwnerRecord,
+    foreign_status,
+    origin_of,
+)
 from vec_inf_flows.models import (
     BatchLaunchResponse,
     LaunchResponse,
@@ -55,8 +51,6 @@ if TYPE_CHECKING:
     from vec_inf_flows.server.logscan import LogVerdict
 
 log = logging.getLogger("vec_inf_flows.client")
-
-JOB_NAME_MARKER = "-vec-inf-"
 
 
 def _default_backend() -> Backend:
@@ -97,8 +91,12 @@ class _JobFiles:
             return None
 
     @property
+    def directory(self) -> Path | None:
+        return self.paths.directory if self.paths is not None else None
+
+    @property
     def evidence(self) -> JobEvidence:
-        return read_evidence(self.paths.directory if self.paths else None)
+        return read_evidence(self.directory)
 
 
 class VecInfClient:
@@ -200,7 +198,7 @@ class VecInfClient:
             response = self._prepare(spec, job_id, job_name, script, labels, controls)
             self.backend.release(job_id)
         except BaseException as error:
-            _add_note(error, self._abandon(job_id, [(spec, job_id)], error))
+            add_note(error, self._abandon(job_id, [(spec, job_id)], error))
             raise
         log.info("launched %s as job %s", model_name, job_id)
         return response
@@ -246,7 +244,7 @@ class VecInfClient:
             self.backend.release(leader)
         except BaseException as error:
             launches = [(spec, f"{leader}+{n}") for n, spec in enumerate(specs)]
-            _add_note(error, self._abandon(leader, launches, error))
+            add_note(error, self._abandon(leader, launches, error))
             raise
         return BatchLaunchResponse(
             job_id=leader,
@@ -356,8 +354,9 @@ class VecInfClient:
                 f"vec-inf-flows names it (looked in {self.index_root / jobdir.INDEX_DIR})."
                 + (f" Slurm's accounting did not answer: {unanswered}" if unanswered else "")
             )
-        if record is not None and _origin(record, files) is JobOrigin.FOREIGN:
-            return _foreign_status(job_id, record)
+        known = files.config is not None
+        if record is not None and origin_of(record, known) is JobOrigin.FOREIGN:
+            return foreign_status(job_id, record)
         model_name = files.model_name or _model_from_job_name(record.name if record else "")
         response = decide(
             job_id=job_id,
@@ -423,53 +422,23 @@ class VecInfClient:
         ShutdownRefusedError unless ``force``. A server that had FAILED stays FAILED with its
         reason; a server that had already ended is left as it is.
         """
-        from vec_inf_flows.lifecycle.stopping import wait_until_gone
+        from vec_inf_flows.lifecycle.shutdown import shut_down
 
         raw = [job_ids] if isinstance(job_ids, str) else list(job_ids)
         ids = [str(JobId.parse(job_id)) for job_id in raw]
         before = {status.job_id: status for status in self.statuses(ids)}
-        for job_id in ids:
-            foreign = before[job_id].server_status is ServerStatus.FOREIGN
-            origin = JobOrigin.FOREIGN if foreign else JobOrigin.OURS
-            refusal = shutdown_refusal(job_id, origin, force=force)
-            if refusal is not None:
-                raise ShutdownRefusedError(refusal)
-        to_cancel = [i for i in ids if before[i].server_status is not ServerStatus.SHUTDOWN]
-        marked = self._mark_shutdown(to_cancel, before)
-        try:
-            if to_cancel:
-                self.backend.cancel(to_cancel)
-        except BaseException:
-            for directory, previous in marked:  # the cancel failed: the server runs on
-                restore_shutdown(directory, previous)
-            raise
-        for directory, _ in marked:
-            asked = read_shutdown(directory)
-            if asked is not None:
-                confirmed = ShutdownRecord(asked.requested_at, True, asked.failed_reason)
-                write_shutdown(directory, confirmed)
-            if self._leases is not None:
-                self._leases.drop(directory)
-        if wait and to_cancel:
-            wait_until_gone(self.backend, to_cancel, timeout)
+        directories = {job_id: self._job_files(job_id).directory for job_id in ids}
+        leases = self._leases
+        shut_down(
+            self.backend,
+            before,
+            directories,
+            force=force,
+            wait=wait,
+            timeout=timeout,
+            on_cancelled=leases.drop if leases is not None else lambda _directory: None,
+        )
         return ids
-
-    def _mark_shutdown(
-        self, ids: Sequence[str], before: Mapping[str, StatusResponse]
-    ) -> list[tuple[Path, ShutdownRecord | None]]:
-        """Write unconfirmed shutdown markers (keeping a failure's reason); return what each
-        directory held before, to restore if the cancel fails."""
-        marked: list[tuple[Path, ShutdownRecord | None]] = []
-        for job_id in ids:
-            paths = self._job_files(job_id).paths
-            if paths is None:
-                continue
-            previous = read_shutdown(paths.directory)
-            status = before[job_id]
-            failed = status.failed_reason if status.server_status is ServerStatus.FAILED else None
-            write_shutdown(paths.directory, ShutdownRecord(time.time(), False, failed))
-            marked.append((paths.directory, previous))
-        return marked
 
     def release_lease(self, job_id: str) -> None:
         """Hand a server launched with a lease over to its time limit (or ``shutdown``)."""
@@ -481,33 +450,16 @@ class VecInfClient:
     def _abandon(
         self, leader: str, launches: Sequence[tuple[LaunchSpec, str]], error: BaseException
     ) -> str | None:
-        """A launch failed after submitting: cancel the held job and remove what it wrote. If
-        the cancel fails too, keep the job dir and record the job, so the next command that
-        reaches Slurm cancels it (never a queued job whose job dir is gone); say so."""
+        """Cancel the held job of a failed launch and clean up (see ``abandon_launch``)."""
         dirs = [
-            JobPaths.for_job(spec.log_dir, spec.model_family, spec.model_name, job_id).directory
-            for spec, job_id in launches
+            (job_id, JobPaths.for_job(s.log_dir, s.model_family, s.model_name, job_id).directory)
+            for s, job_id in launches
         ]
         if self._leases is not None:
-            for directory in dirs:
+            for _, directory in dirs:
                 self._leases.drop(directory)
-        try:
-            self.backend.cancel([leader])
-        except VecInfError as cancel_error:  # the original error matters more; say what is left
-            reason = f"{' '.join(str(error).split())[:200]}; cancel: {cancel_error}"
-            HeldJobJournal(self.state_dir).record(
-                [
-                    held_job(job_id, self.backend.name, str(directory), self.index_root, reason)
-                    for (_, job_id), directory in zip(launches, dirs, strict=True)
-                ]
-            )
-            return (
-                f"held job {leader} could not be cancelled either ({cancel_error}); it is "
-                "recorded and the next command that reaches Slurm cancels it"
-            )
-        for (_, job_id), directory in zip(launches, dirs, strict=True):
-            discard_job_files(str(directory), str(self.index_root), job_id)
-        return None
+        journal = HeldJobJournal(self.state_dir)
+        return abandon_launch(self.backend, journal, self.index_root, leader, dirs, error)
 
     # ------------------------------------------------------------------ waiting
     def wait_until_ready(
@@ -615,34 +567,6 @@ class _Controls:
 
     watch: WatchConfig
     owner: OwnerRecord
-
-
-def _add_note(error: BaseException, note: str | None) -> None:
-    """Append to the one line the CLI prints (our errors print their first argument)."""
-    if note is None:
-        return
-    if isinstance(error, VecInfError) and error.args and isinstance(error.args[0], str):
-        error.args = (f"{error.args[0]} ({note})", *error.args[1:])
-    else:
-        log.warning("%s", note)
-
-
-def _origin(record: JobRecord, files: _JobFiles) -> JobOrigin:
-    """Ours: our job record names it, or our job-name marker does (its job dir may be gone)."""
-    if files.config is not None or JOB_NAME_MARKER in record.name:
-        return JobOrigin.OURS
-    return JobOrigin.FOREIGN
-
-
-def _foreign_status(job_id: str, record: JobRecord) -> StatusResponse:
-    return StatusResponse(
-        job_id=job_id,
-        model_name=record.name or "unknown",
-        server_status=ServerStatus.FOREIGN,
-        detail=f"not launched by vec-inf-flows or vec-inf (job name {record.name!r})",
-        slurm_state=record.state,
-        node=record.node,
-    )
 
 
 def _model_from_job_name(name: str) -> str:

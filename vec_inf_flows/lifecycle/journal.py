@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vec_inf_flows import jobdir
+from vec_inf_flows.backends.base import Backend
 from vec_inf_flows.errors import VecInfError
 
 log = logging.getLogger("vec_inf_flows.journal")
@@ -120,6 +121,47 @@ def discard_job_files(job_dir: str | None, index_root: str, job_id: str) -> None
         shutil.rmtree(job_dir, ignore_errors=True)
     if index_root:
         jobdir.index_link(index_root, job_id).unlink(missing_ok=True)
+
+
+def abandon_launch(
+    backend: Backend,
+    journal: HeldJobJournal,
+    index_root: Path,
+    leader: str,
+    launches: Sequence[tuple[str, Path]],
+    error: BaseException,
+) -> str | None:
+    """A launch failed after submitting: cancel the held job and remove what it wrote
+    (``launches``: each server's job id and dir). If the cancel fails too, keep the job dirs and
+    record the job, so the next command that reaches Slurm cancels it; return a note saying so
+    for the launch's error (the original error matters more)."""
+    try:
+        backend.cancel([leader])
+    except VecInfError as cancel_error:
+        reason = f"{' '.join(str(error).split())[:200]}; cancel: {cancel_error}"
+        journal.record(
+            [
+                held_job(job_id, backend.name, str(directory), index_root, reason)
+                for job_id, directory in launches
+            ]
+        )
+        return (
+            f"held job {leader} could not be cancelled either ({cancel_error}); it is "
+            "recorded and the next command that reaches Slurm cancels it"
+        )
+    for job_id, directory in launches:
+        discard_job_files(str(directory), str(index_root), job_id)
+    return None
+
+
+def add_note(error: BaseException, note: str | None) -> None:
+    """Append to the one line the CLI prints (our errors print their first argument)."""
+    if note is None:
+        return
+    if isinstance(error, VecInfError) and error.args and isinstance(error.args[0], str):
+        error.args = (f"{error.args[0]} ({note})", *error.args[1:])
+    else:
+        log.warning("%s", note)
 
 
 def held_job(

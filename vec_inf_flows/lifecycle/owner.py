@@ -17,6 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from vec_inf_flows.jobs import JobRecord
+from vec_inf_flows.models import ServerStatus, StatusResponse
+
 TOOL = "vec-inf-flows"
 
 
@@ -75,6 +78,29 @@ class JobOrigin(StrEnum):
     OURS = "vec-inf-flows"  # our job record (index + job JSON), or our job-name marker
     VEC_INF = "vec-inf"  # launched by vec-inf itself (its log layout): a server we can manage
     FOREIGN = "foreign"  # a Slurm job neither tool launched (e.g. ``sbatch --wrap``)
+
+
+# Our job names carry this between the model name and a random token.
+JOB_NAME_MARKER = "-vec-inf-"
+
+
+def origin_of(record: JobRecord, has_job_record: bool) -> JobOrigin:
+    """Ours: our job record names it, or our job-name marker does (its job dir may be gone)."""
+    if has_job_record or JOB_NAME_MARKER in record.name:
+        return JobOrigin.OURS
+    return JobOrigin.FOREIGN
+
+
+def foreign_status(job_id: str, record: JobRecord) -> StatusResponse:
+    """What status says of a job that is no server of ours: so, not an invented state."""
+    return StatusResponse(
+        job_id=job_id,
+        model_name=record.name or "unknown",
+        server_status=ServerStatus.FOREIGN,
+        detail=f"not launched by vec-inf-flows or vec-inf (job name {record.name!r})",
+        slurm_state=record.state,
+        node=record.node,
+    )
 
 
 def shutdown_refusal(job_id: str, origin: JobOrigin, *, force: bool = False) -> str | None:
