@@ -426,11 +426,14 @@ class VecInfClient:
 
         raw = [job_ids] if isinstance(job_ids, str) else list(job_ids)
         ids = [str(JobId.parse(job_id)) for job_id in raw]
-        before = {status.job_id: status for status in self.statuses(ids)}
-        directories = {job_id: self._job_files(job_id).directory for job_id in ids}
+        servers = {job_id: self._servers_of(job_id) for job_id in ids}
+        every = [server for group in servers.values() for server in group]
+        before = {status.job_id: status for status in self.statuses(every)}
+        directories = {server: self._job_files(server).directory for server in every}
         leases = self._leases
         shut_down(
             self.backend,
+            servers,
             before,
             directories,
             force=force,
@@ -439,6 +442,15 @@ class VecInfClient:
             on_cancelled=leases.drop if leases is not None else lambda _directory: None,
         )
         return ids
+
+    def _servers_of(self, job_id: str) -> list[str]:
+        """The servers a job id runs: itself, or the components of a batch's leader id."""
+        if "+" in job_id or jobdir.lookup(self.index_root, job_id) is not None:
+            return [job_id]
+        components: list[str] = []
+        while jobdir.lookup(self.index_root, f"{job_id}+{len(components)}") is not None:
+            components.append(f"{job_id}+{len(components)}")
+        return components or [job_id]
 
     def release_lease(self, job_id: str) -> None:
         """Hand a server launched with a lease over to its time limit (or ``shutdown``)."""

@@ -27,6 +27,7 @@ from vec_inf_flows.models import ServerStatus, StatusResponse
 
 def shut_down(
     backend: Backend,
+    servers: Mapping[str, Sequence[str]],
     before: Mapping[str, StatusResponse],
     directories: Mapping[str, Path | None],
     *,
@@ -35,22 +36,29 @@ def shut_down(
     timeout: float,
     on_cancelled: Callable[[Path], None] = lambda _directory: None,
 ) -> None:
-    """Cancel the jobs ``before`` describes (their status just before); see the module doc.
+    """Cancel jobs; see the module docstring.
 
-    Jobs that already ended are left alone; ``on_cancelled`` runs for each job dir whose job
-    was cancelled (the client stops renewing its lease there).
+    ``servers`` maps each id to cancel to the servers it runs (itself, or a batch's
+    components); ``before`` is each server's status just before, ``directories`` its job dir.
+    Jobs whose servers all ended are left alone; ``on_cancelled`` runs for each job dir whose
+    job was cancelled (the client stops renewing its lease there).
     """
-    for job_id, status in before.items():
+    for server_id, status in before.items():
         foreign = status.server_status is ServerStatus.FOREIGN
-        refusal = shutdown_refusal(
-            job_id, JobOrigin.FOREIGN if foreign else JobOrigin.OURS, force=force
-        )
+        origin = JobOrigin.FOREIGN if foreign else JobOrigin.OURS
+        refusal = shutdown_refusal(server_id, origin, force=force)
         if refusal is not None:
             raise ShutdownRefusedError(refusal)
+    ended = ServerStatus.SHUTDOWN
     to_cancel = [
-        i for i, status in before.items() if status.server_status is not ServerStatus.SHUTDOWN
+        job_id
+        for job_id, ids in servers.items()
+        if any(before[i].server_status is not ended for i in ids)
     ]
-    marked = _mark(to_cancel, before, directories)
+    live = [
+        i for job_id in to_cancel for i in servers[job_id] if before[i].server_status is not ended
+    ]
+    marked = _mark(live, before, directories)
     try:
         if to_cancel:
             backend.cancel(to_cancel)
