@@ -108,7 +108,10 @@ def measure(size: int, renew: float, lapse: float, env: dict[str, str]) -> SizeR
         ids = json.loads(owner.stdout.readline())
         if owner.stdout.readline().strip() != "READY":
             raise SystemExit(f"the owner failed before all {size} servers were READY")
-        print(f"N={size}: {size} servers READY (jobs {ids[0]}..{ids[-1]}); SIGKILL the owner")
+        print(
+            f"N={size}: {size} servers READY (jobs {ids[0]}..{ids[-1]}); SIGKILL the owner",
+            flush=True,
+        )
         owner.send_signal(signal.SIGKILL)
         killed = time.monotonic()
         owner.wait()
