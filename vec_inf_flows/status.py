@@ -97,21 +97,14 @@ def _ended(
     return ServerStatus.SHUTDOWN, "job ended"
 
 
-def _stopping(
-    record: JobRecord | None,
-    verdict: LogVerdict | None,
-    shutdown_requested: bool,
-    engine_exit: int | None,
-    evidence: JobEvidence,
-) -> tuple[ServerStatus, str]:
-    """A job Slurm still runs or says COMPLETING: FAILED on evidence, else STOPPING with why."""
-    status, reason = _ended(record, verdict, shutdown_requested, engine_exit, evidence)
+def _stopping(record: JobRecord | None, status: ServerStatus, reason: str) -> dict[str, object]:
+    """A job Slurm still runs or says COMPLETING: FAILED stays, anything else is STOPPING."""
     if status is ServerStatus.FAILED:
-        return status, reason
+        return {"server_status": status, "failed_reason": reason}
     state = record.state.split()[0] if record and record.state.strip() else "ENDING"
     if reason == "job ended":
         reason = "job ending"
-    return ServerStatus.STOPPING, f"{reason} (Slurm: {state})"
+    return {"server_status": ServerStatus.STOPPING, "detail": f"{reason} (Slurm: {state})"}
 
 
 def _running(
@@ -178,9 +171,8 @@ def decide(
         stopping = shutdown_requested or seen.stopped is not None or phase is JobPhase.ENDING
         failed_before = seen.shutdown is not None and seen.shutdown.failed_reason
         if stopping or failed_before:
-            status, reason = _stopping(record, verdict, shutdown_requested, engine_exit, seen)
-            key = "failed_reason" if status is ServerStatus.FAILED else "detail"
-            fields = {"server_status": status, key: reason}
+            ended = _ended(record, verdict, shutdown_requested, engine_exit, seen)
+            fields = _stopping(record, *ended)
         else:
             fields = _running(verdict, health, server_address, engine_exit, seen.unresponsive)
     else:

@@ -66,6 +66,15 @@ def start_owner(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen[s
     return owner, job_id, Path(job_dir)
 
 
+def assert_stopped_by_the_lease(sandbox: Sandbox, job_id: str, owner: str) -> None:
+    took = wait_gone(job_id, BAR)
+    print(f"{owner} SIGKILLed: job {job_id} gone after {took:.1f} s (lease {LAPSE:g} s)")
+    status = status_json(sandbox, job_id)
+    assert status["server_status"] == "SHUTDOWN"
+    assert status["detail"].startswith("owner stopped renewing at "), status
+    assert status["slurm_state"] in ("COMPLETED", None)  # it ended cleanly, not as a failure
+
+
 def test_python_api_owner_sigkilled_server_ends_within_the_lease(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
@@ -77,12 +86,7 @@ def test_python_api_owner_sigkilled_server_ends_within_the_lease(
     finally:
         owner.send_signal(signal.SIGKILL)
         owner.wait()
-    took = wait_gone(job_id, BAR)
-    print(f"Python API owner SIGKILLed: job {job_id} gone after {took:.1f} s (lease {LAPSE:g} s)")
-    status = status_json(sandbox, job_id)
-    assert status["server_status"] == "SHUTDOWN"
-    assert status["detail"].startswith("owner stopped renewing at "), status
-    assert status["slurm_state"] in ("COMPLETED", None)  # it ended cleanly, not as a failure
+    assert_stopped_by_the_lease(sandbox, job_id, "Python API owner")
 
 
 def test_launch_wait_sigkilled_while_waiting_ends_within_the_lease(sandbox: Sandbox) -> None:
@@ -107,11 +111,7 @@ def test_launch_wait_sigkilled_while_waiting_ends_within_the_lease(sandbox: Sand
     finally:
         waiting.send_signal(signal.SIGKILL)
         waiting.wait()
-    took = wait_gone(job_id, BAR)
-    print(f"launch --wait SIGKILLed: job {job_id} gone after {took:.1f} s (lease {LAPSE:g} s)")
-    status = status_json(sandbox, job_id)
-    assert status["server_status"] == "SHUTDOWN"
-    assert status["detail"].startswith("owner stopped renewing at ")
+    assert_stopped_by_the_lease(sandbox, job_id, "launch --wait")
 
 
 def test_launch_wait_hands_a_ready_server_over_and_idle_timeout_ends_it(sandbox: Sandbox) -> None:
