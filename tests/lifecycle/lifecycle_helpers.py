@@ -18,8 +18,8 @@ SIM_FLAGS += ["--mem-per-node", "1G"]
 ALIVE = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED")
 
 
-def slurm_state(job_id: str) -> str:
-    """The job's squeue state word, or "" once squeue no longer shows it."""
+def slurm_states(job_id: str) -> list[str]:
+    """squeue's state words for the job (every component of a het job); [] once it is gone."""
     result = subprocess.run(
         ["squeue", "-h", "--states=all", "-o", "%i %T", f"--jobs={job_id}"],
         capture_output=True,
@@ -28,16 +28,22 @@ def slurm_state(job_id: str) -> str:
     )
     if result.returncode != 0:  # a purged id: "Invalid job id specified"
         assert "Invalid job id" in result.stderr, result.stderr
-        return ""
-    for line in result.stdout.splitlines():
-        found, state = line.split()
-        if found == job_id:
-            return state
-    return ""
+        return []
+    return [
+        state
+        for found, state in (line.split() for line in result.stdout.splitlines())
+        if found == job_id or found.startswith(f"{job_id}+")
+    ]
+
+
+def slurm_state(job_id: str) -> str:
+    """The job's squeue state word, or "" once squeue no longer shows it."""
+    states = slurm_states(job_id)
+    return states[0] if states else ""
 
 
 def still_alive(job_id: str) -> bool:
-    return slurm_state(job_id) in ALIVE
+    return any(state in ALIVE for state in slurm_states(job_id))
 
 
 def wait_gone(job_id: str, timeout: float) -> float:

@@ -164,3 +164,29 @@ def test_owner_sigkilled_on_the_local_backend(sandbox: Sandbox, tmp_path: Path) 
         assert backend.query([job_id])[job_id].state == "COMPLETED"
     finally:
         backend.cancel(backend.store.all_ids())
+
+
+def test_a_batch_stops_every_component_when_its_owner_stops_renewing(sandbox: Sandbox) -> None:
+    """Each component's launcher watches its own job dir; the het job ends when all stopped."""
+    from vec_inf_flows.lifecycle import LeasePolicy
+
+    batch_file = sandbox.home.parent / "batch.yaml"
+    batch_file.write_text(
+        "models:\n"
+        "  SmolLM2-135M-Instruct:\n    engine: sim\n    time: '00:10:00'\n    cpus_per_task: 1\n"
+        "  all-MiniLM-L6-v2:\n    engine: sim\n    time: '00:10:00'\n    cpus_per_task: 1\n"
+    )
+    client = sandbox.client
+    batch = client.batch_launch(
+        [MODEL, "all-MiniLM-L6-v2"],
+        batch_file,
+        lease=LeasePolicy(renew_every=RENEW, lapse_after=LAPSE),
+    )
+    for job_id in batch.job_ids:
+        client.wait_until_ready(job_id, timeout=120, poll_interval=1)
+    client.leases.close()  # what a dead owner does: nothing
+    took = wait_gone(batch.job_id, BAR)
+    print(f"batch owner gone: het job {batch.job_id} gone after {took:.1f} s (lease {LAPSE:g} s)")
+    for status in client.statuses(batch.job_ids):
+        assert status.server_status is ServerStatus.SHUTDOWN, status
+        assert status.detail is not None and status.detail.startswith("owner stopped renewing")
