@@ -176,3 +176,45 @@ def test_activity_is_read_from_the_engines_own_counters() -> None:
     busy_signature = activity_signature(busy)
     assert busy_signature is not None and is_busy(busy_signature)
     assert activity_signature("python_gc_objects_collected_total 1.0") is None
+
+
+class Clock:
+    """The watch's monotonic clock, moved by hand: the lease rules without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_lease_rule_on_the_jobs_own_clock(tmp_path: Path) -> None:
+    from vec_inf_flows.lifecycle.lease import release_lease, write_lease
+    from vec_inf_flows.scripts.jobwatch import Watch
+
+    policy = LeasePolicy(renew_every=10, lapse_after=30)
+    write_lease(tmp_path, 1, policy, "k")
+    clock = Clock()
+    watch = Watch(str(tmp_path), {"lease": {"lapse_after": 30}}, lambda: None, clock=clock)
+    clock.now += 29
+    watch.check()
+    assert not watch.stopped.is_set()
+    write_lease(tmp_path, 2, policy, "k")  # a renewal: the content changed
+    clock.now += 20
+    watch.check()
+    clock.now += 29
+    watch.check()
+    assert not watch.stopped.is_set()  # 49 s after launch, 29 s after the renewal
+    clock.now += 1
+    watch.check()
+    assert watch.stopped.is_set()
+    reason = json.loads((tmp_path / "stopped.json").read_text())["reason"]
+    assert reason.startswith("owner stopped renewing at ") and "lease of 30 s lapsed" in reason
+
+    queued = tmp_path / "released-while-queued"
+    queued.mkdir()
+    release_lease(queued)
+    late = Watch(str(queued), {"lease": {"lapse_after": 30}}, lambda: None, clock=clock)
+    clock.now += 3600
+    late.check()
+    assert not late.stopped.is_set()

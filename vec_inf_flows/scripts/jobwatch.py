@@ -167,6 +167,8 @@ class Watch:
         self._lease_seen = read_bytes(self.path(LEASE_FILE))
         self._lease_changed = now
         self._last_renewal = self._renewed_at(self._lease_seen)
+        if self._lease_seen is not None and self._released(self._lease_seen):
+            self.lapse_after = None  # released while the job was still queued
         self._ever_healthy = False
         self._last_healthy = now
         self._unresponsive = False
