@@ -17,22 +17,38 @@ from typing import TYPE_CHECKING, Any
 
 from vec_inf_flows import jobdir
 from vec_inf_flows.backends.base import Backend
-from vec_inf_flows.errors import ConfigError, ServerError, SlurmTransientError, VecInfError
+from vec_inf_flows.errors import ConfigError, JobNotFoundError, ServerError, SlurmTransientError
 from vec_inf_flows.jobdir import JobPaths
 from vec_inf_flows.jobs import JobId, JobRecord
-from vec_inf_flows.origin import OUR_NAME, VECINF_SUFFIX, Recognition, recognise
+from vec_inf_flows.lifecycle.evidence import (
+    DEFAULT_HEALTH_GRACE,
+    JobEvidence,
+    read_evidence,
+    read_shutdown,
+)
+from vec_inf_flows.lifecycle.journal import HeldJobJournal, abandon_launch, add_note
+from vec_inf_flows.origin import (
+    JOB_NAME_MARKER,
+    OUR_NAME,
+    VECINF_SUFFIX,
+    JobOrigin,
+    Recognition,
+    foreign_status,
+    recognise,
+)
 from vec_inf_flows.server_status import ServerStatus, StatusResponse
 
 if TYPE_CHECKING:
     from vec_inf_flows.catalog.listing import ModelInfo
+    from vec_inf_flows.lifecycle.lease import LeaseKeeper, LeasePolicy
+    from vec_inf_flows.lifecycle.owner import OwnerRecord
+    from vec_inf_flows.lifecycle.watch import WatchConfig
     from vec_inf_flows.models import BatchLaunchResponse, LaunchResponse, MetricsResponse
     from vec_inf_flows.server.http import HealthResult
     from vec_inf_flows.server.logscan import LogVerdict
     from vec_inf_flows.spec import LaunchSpec
 
 log = logging.getLogger("vec_inf_flows.client")
-
-JOB_NAME_MARKER = "-vec-inf-"
 
 
 def _default_backend() -> Backend:
@@ -47,6 +63,7 @@ class _JobFiles:
 
     paths: JobPaths | None
     config: dict[str, Any] | None
+    origin: JobOrigin = JobOrigin.FOREIGN
 
     @property
     def model_name(self) -> str | None:
@@ -58,7 +75,10 @@ class _JobFiles:
 
     @property
     def shutdown_requested(self) -> bool:
-        return self.paths is not None and self.paths.shutdown_marker.exists()
+        """A shutdown whose cancel succeeded (an unconfirmed marker means it is under way or
+        failed, and the job may well still serve)."""
+        marker = read_shutdown(self.paths.directory) if self.paths is not None else None
+        return marker is not None and marker.confirmed
 
     @property
     def engine_exit(self) -> int | None:
@@ -68,6 +88,14 @@ class _JobFiles:
             return int(self.paths.exit_marker.read_text().strip())
         except (OSError, ValueError):
             return None
+
+    @property
+    def directory(self) -> Path | None:
+        return self.paths.directory if self.paths is not None else None
+
+    @property
+    def evidence(self) -> JobEvidence:
+        return read_evidence(self.directory)
 
 
 class VecInfClient:
@@ -92,6 +120,7 @@ class VecInfClient:
         self._backend = backend
         self._state_dir = Path(state_dir) if state_dir is not None else None
         self._health_timeout = health_timeout
+        self._leases: LeaseKeeper | None = None
 
     @property
     def backend(self) -> Backend:
@@ -102,6 +131,19 @@ class VecInfClient:
     @property
     def state_dir(self) -> Path:
         return self._state_dir if self._state_dir is not None else jobdir.state_home()
+
+    @property
+    def leases(self) -> LeaseKeeper:
+        """Renews the leases of the servers this client launched with ``lease=``."""
+        if self._leases is None:
+            from vec_inf_flows.lifecycle.lease import LeaseKeeper
+
+            self._leases = LeaseKeeper()
+        return self._leases
+
+    def _settle_held(self) -> None:
+        """Cancel held jobs an earlier failed launch could not (see ``lifecycle.journal``)."""
+        HeldJobJournal(self.state_dir).settle(self.backend.name, self.backend.cancel)
 
     @property
     def index_root(self) -> Path:
@@ -128,23 +170,36 @@ class VecInfClient:
         options: Any = None,
         *,
         labels: Mapping[str, str] | None = None,
+        lease: LeasePolicy | None = None,
+        idle_timeout: float | None = None,
+        health_grace: float | None = DEFAULT_HEALTH_GRACE,
+        owner: OwnerRecord | None = None,
         **overrides: Any,
     ) -> LaunchResponse:
-        """Submit one server. Returns once the job is queued (not when the server is ready)."""
+        """Submit one server. Returns once the job is queued (not when the server is ready).
+
+        ``lease``: this client renews a lease (``self.leases``) and the job stops by itself once
+        renewals stop for ``lease.lapse_after`` seconds (this process ended or was killed);
+        ``release_lease`` hands the server over to its time limit. ``idle_timeout``: seconds
+        without requests after which the job stops. ``health_grace``: seconds a READY server may
+        not answer /health before it is FAILED. ``owner``: recorded in the job (default: this
+        process; the Prefect layer adds its API URL and flow run id).
+        """
         from vec_inf_flows.catalog.resolve import resolve
         from vec_inf_flows.scripts.render import render_job_script
 
+        controls = _controls(lease, idle_timeout, health_grace, owner)
         spec = resolve(model_name, _options(options, overrides))
         self._check_capacity([spec])
         job_name = f"{spec.job_name_prefix}-{os.urandom(4).hex()}"
         script = render_job_script(spec, job_name)
+        self._settle_held()
         job_id = self.backend.submit(script, job_name, hold=True)
         try:
-            response = self._prepare(spec, job_id, job_name, script, labels)
+            response = self._prepare(spec, job_id, job_name, script, labels, controls)
             self.backend.release(job_id)
-        except BaseException:
-            self._cancel_quietly([job_id])
-            self._discard([(spec, job_id)])
+        except BaseException as error:
+            add_note(error, self._abandon(job_id, [(spec, job_id)], error))
             raise
         log.info("launched %s as job %s", model_name, job_id)
         return response
@@ -156,10 +211,15 @@ class VecInfClient:
         *,
         labels: Mapping[str, str] | None = None,
         options: Any = None,
+        lease: LeasePolicy | None = None,
+        idle_timeout: float | None = None,
+        health_grace: float | None = DEFAULT_HEALTH_GRACE,
+        owner: OwnerRecord | None = None,
     ) -> BatchLaunchResponse:
         """Submit several servers as ONE heterogeneous job: all start once all are allocated.
 
-        ``options`` (e.g. account, work_dir) apply to every server of the batch.
+        ``options`` (e.g. account, work_dir) apply to every server of the batch; ``lease``,
+        ``idle_timeout``, ``health_grace`` and ``owner`` too, as in ``launch``.
         """
         from vec_inf_flows.catalog.resolve import resolve_batch
         from vec_inf_flows.models import BatchLaunchResponse
@@ -168,25 +228,27 @@ class VecInfClient:
         if len(model_names) < 2:
             raise ConfigError("batch-launch needs at least two models.")
         batch_options = _options(options, {}) if options is not None else None
+        controls = _controls(lease, idle_timeout, health_grace, owner)
         specs = resolve_batch(list(model_names), batch_config, batch_options)
         self._check_capacity(specs)
         # Every component carries the same unique name, so one look-up finds them all.
         job_name = f"BATCH-vec-inf-{os.urandom(4).hex()}"
         batch_name = "BATCH-" + "-".join(spec.model_name for spec in specs)
         script = render_batch_script(specs, job_name, batch_name)
+        self._settle_held()
         leader = self.backend.submit(script, job_name, hold=True)
         try:
             servers = [
-                self._prepare(spec, f"{leader}+{offset}", job_name, script, labels)
+                self._prepare(spec, f"{leader}+{offset}", job_name, script, labels, controls)
                 for offset, spec in enumerate(specs)
             ]
             batch_paths = batch_job_paths(specs[0].log_dir, batch_name, leader)
             batch_paths.directory.mkdir(parents=True, exist_ok=True, mode=0o755)
             jobdir.atomic_write(batch_paths.script, script)
             self.backend.release(leader)
-        except BaseException:
-            self._cancel_quietly([leader])
-            self._discard([(spec, f"{leader}+{n}") for n, spec in enumerate(specs)])
+        except BaseException as error:
+            launches = [(spec, f"{leader}+{n}") for n, spec in enumerate(specs)]
+            add_note(error, self._abandon(leader, launches, error))
             raise
         return BatchLaunchResponse(
             job_id=leader,
@@ -210,20 +272,32 @@ class VecInfClient:
         job_name: str,
         script: str,
         labels: Mapping[str, str] | None,
+        controls: _Controls,
     ) -> LaunchResponse:
         """Write the job directory before the held job is released, so the job finds it."""
+        from vec_inf_flows.lifecycle.watch import write_watch
         from vec_inf_flows.models import LaunchResponse
         from vec_inf_flows.scripts.environment import render_secrets_env
-        from vec_inf_flows.scripts.render import LAUNCHER_FILENAME, launcher_source
+        from vec_inf_flows.scripts.render import (
+            LAUNCHER_FILENAME,
+            WATCH_FILENAME,
+            launcher_source,
+            watch_source,
+        )
 
         paths = JobPaths.for_job(spec.log_dir, spec.model_family, spec.model_name, job_id)
         paths.directory.mkdir(parents=True, exist_ok=True, mode=0o755)
         config = launch_record(spec, job_id, job_name, paths, labels)
+        config["owner"] = controls.owner.model_dump(mode="json")
         jobdir.atomic_write(paths.script, script)
         jobdir.atomic_write(paths.directory / LAUNCHER_FILENAME, launcher_source())
+        jobdir.atomic_write(paths.directory / WATCH_FILENAME, watch_source())
         if spec.secret_env:
             jobdir.atomic_write(paths.secrets, render_secrets_env(spec.secret_env), mode=0o600)
         jobdir.write_json(paths.json, config)
+        write_watch(paths.directory, controls.watch)
+        if controls.watch.lease is not None:
+            self.leases.hold(paths.directory, controls.watch.lease)
         jobdir.register(self.index_root, job_id, paths.directory)
         return LaunchResponse(
             job_id=job_id,
@@ -241,6 +315,7 @@ class VecInfClient:
         """Status of many servers from ONE scheduler query; None means all of the user's servers."""
         from vec_inf_flows.server.http import check_health_many
 
+        self._settle_held()
         if job_ids is None:
             records = {  # ours and those vec-inf launched ("<model>-vec-inf")
                 record.job_id: record
@@ -282,14 +357,17 @@ class VecInfClient:
         verdict: LogVerdict | None,
         health: HealthResult | None,
     ) -> StatusResponse:
-        from vec_inf_flows.errors import JobNotFoundError
         from vec_inf_flows.status import decide
 
         if record is None and files.config is None:
+            unanswered = getattr(self.backend, "accounting_error", None)
             raise JobNotFoundError(
                 f"Job {job_id} is unknown: Slurm does not know it and no job record of "
                 f"vec-inf-flows names it (looked in {self.index_root / jobdir.INDEX_DIR})."
+                + (f" Slurm's accounting did not answer: {unanswered}" if unanswered else "")
             )
+        if record is not None and files.origin is JobOrigin.FOREIGN:
+            return foreign_status(job_id, record)
         model_name = files.model_name or _model_from_job_name(record.name if record else "")
         response = decide(
             job_id=job_id,
@@ -300,6 +378,7 @@ class VecInfClient:
             server_address=files.server_address,
             shutdown_requested=files.shutdown_requested,
             engine_exit=files.engine_exit,
+            evidence=files.evidence,
         )
         if files.paths is not None and response.job_dir is None:
             response = response.model_copy(update={"job_dir": str(files.paths.directory)})
@@ -309,9 +388,9 @@ class VecInfClient:
         """The job's folder: from our index, or where vec-inf wrote it (origin.py)."""
         found = recognise(job_id, record, self.index_root)
         if found.directory is None or found.stem is None:
-            return _JobFiles(None, None)
+            return _JobFiles(None, None, found.origin)
         paths = JobPaths(found.directory, found.stem)
-        return _JobFiles(paths, jobdir.read_json(paths.json))
+        return _JobFiles(paths, jobdir.read_json(paths.json), found.origin)
 
     def origin(self, job_id: str) -> Recognition:
         """Who launched ``job_id`` (this tool, vec-inf, or neither) and where its folder is."""
@@ -345,31 +424,71 @@ class VecInfClient:
         )
 
     # ------------------------------------------------------------------ shutdown
-    def shutdown(self, job_ids: str | Sequence[str]) -> list[str]:
-        """Cancel servers. Every id is checked before anything is cancelled."""
+    def shutdown(
+        self,
+        job_ids: str | Sequence[str],
+        *,
+        force: bool = False,
+        wait: bool = True,
+        timeout: float = 120.0,
+    ) -> list[str]:
+        """Cancel servers; with ``wait``, return once Slurm runs no part of them any more.
+
+        Every id is checked before anything is cancelled: an unknown id raises
+        JobNotFoundError, a job neither vec-inf-flows nor vec-inf launched raises
+        ShutdownRefusedError unless ``force``. A server that had FAILED stays FAILED with its
+        reason; a server that had already ended is left as it is.
+        """
+        from vec_inf_flows.lifecycle.shutdown import shut_down
+
         raw = [job_ids] if isinstance(job_ids, str) else list(job_ids)
         ids = [str(JobId.parse(job_id)) for job_id in raw]
-        for job_id in ids:
-            files = self._job_files(job_id)
-            if files.paths is not None:
-                jobdir.atomic_write(files.paths.shutdown_marker, f"{time.time():.3f}\n")
-        self.backend.cancel(ids)
+        servers = {job_id: self._servers_of(job_id) for job_id in ids}
+        every = [server for group in servers.values() for server in group]
+        before = {status.job_id: status for status in self.statuses(every)}
+        directories = {server: self._job_files(server).directory for server in every}
+        leases = self._leases
+        shut_down(
+            self.backend,
+            servers,
+            before,
+            directories,
+            force=force,
+            wait=wait,
+            timeout=timeout,
+            on_cancelled=leases.drop if leases is not None else lambda _directory: None,
+        )
         return ids
 
-    def _discard(self, launches: Sequence[tuple[LaunchSpec, str]]) -> None:
-        """Remove what a launch that never started wrote: no job dir points at a dead job."""
-        import shutil
+    def _servers_of(self, job_id: str) -> list[str]:
+        """The servers a job id runs: itself, or the components of a batch's leader id."""
+        if "+" in job_id or jobdir.lookup(self.index_root, job_id) is not None:
+            return [job_id]
+        components: list[str] = []
+        while jobdir.lookup(self.index_root, f"{job_id}+{len(components)}") is not None:
+            components.append(f"{job_id}+{len(components)}")
+        return components or [job_id]
 
-        for spec, job_id in launches:
-            paths = JobPaths.for_job(spec.log_dir, spec.model_family, spec.model_name, job_id)
-            shutil.rmtree(paths.directory, ignore_errors=True)
-            jobdir.index_link(self.index_root, job_id).unlink(missing_ok=True)
+    def release_lease(self, job_id: str) -> None:
+        """Hand a server launched with a lease over to its time limit (or ``shutdown``)."""
+        paths = self._job_files(str(JobId.parse(job_id))).paths
+        if paths is None:
+            raise JobNotFoundError(f"Job {job_id} has no vec-inf-flows job record.")
+        self.leases.release(paths.directory)
 
-    def _cancel_quietly(self, ids: Sequence[str]) -> None:
-        try:
-            self.backend.cancel(ids)
-        except VecInfError as error:  # the original error matters more; say what is left
-            log.error("could not cancel job(s) %s after a failed launch: %s", ids, error)
+    def _abandon(
+        self, leader: str, launches: Sequence[tuple[LaunchSpec, str]], error: BaseException
+    ) -> str | None:
+        """Cancel the held job of a failed launch and clean up (see ``abandon_launch``)."""
+        dirs = [
+            (job_id, JobPaths.for_job(s.log_dir, s.model_family, s.model_name, job_id).directory)
+            for s, job_id in launches
+        ]
+        if self._leases is not None:
+            for _, directory in dirs:
+                self._leases.drop(directory)
+        journal = HeldJobJournal(self.state_dir)
+        return abandon_launch(self.backend, journal, self.index_root, leader, dirs, error)
 
     # ------------------------------------------------------------------ waiting
     def wait_until_ready(
@@ -397,8 +516,8 @@ class VecInfClient:
                     on_status(last)
                 if last.server_status is ServerStatus.READY:
                     return last
-                if last.terminal:
-                    reason = last.failed_reason or last.pending_reason or "no reason recorded"
+                if last.never_ready:
+                    reason = last.failed_reason or last.detail or "no reason recorded"
                     raise ServerError(
                         f"Server {job_id} ({last.model_name}) is {last.server_status.value} "
                         f"before becoming ready: {reason}"
@@ -469,6 +588,28 @@ def _log_verdict(files: _JobFiles) -> LogVerdict | None:
     if files.paths is None:
         return None
     return scan_files([files.paths.err, files.paths.out])
+
+
+@dataclass(frozen=True)
+class _Controls:
+    """What a launch asks the job side to enforce, and who the owner is."""
+
+    watch: WatchConfig
+    owner: OwnerRecord
+
+
+def _controls(
+    lease: LeasePolicy | None,
+    idle_timeout: float | None,
+    health_grace: float | None,
+    owner: OwnerRecord | None,
+) -> _Controls:
+    """Validated before anything is submitted (pydantic loads here, on the launch path only)."""
+    from vec_inf_flows.lifecycle.owner import OwnerRecord
+    from vec_inf_flows.lifecycle.watch import WatchConfig
+
+    watch = WatchConfig(lease=lease, idle_timeout=idle_timeout, health_grace=health_grace)
+    return _Controls(watch, owner or OwnerRecord.current())
 
 
 def _model_from_job_name(name: str) -> str:

@@ -72,5 +72,9 @@ class JobNotFoundError(VecInfError):
     """Neither Slurm nor our job records know this job id."""
 
 
+class ShutdownRefusedError(VecInfError):
+    """The job is not a server this tool (or vec-inf) launched; ``--force`` overrides."""
+
+
 class ServerError(VecInfError):
     """A server failed, shut down, or did not become ready in time."""

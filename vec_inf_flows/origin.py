@@ -21,16 +21,18 @@ from pathlib import Path
 
 from vec_inf_flows import jobdir
 from vec_inf_flows.jobs import JobId, JobRecord
+from vec_inf_flows.server_status import ServerStatus, StatusResponse
 
+JOB_NAME_MARKER = "-vec-inf-"  # our job names: <model>-vec-inf-<token>
 OUR_NAME = re.compile(r"-vec-inf-[0-9a-f]{8}$")  # <model>-vec-inf-<token>, BATCH-vec-inf-<token>
 VECINF_SUFFIX = "-vec-inf"
 VECINF_LOG_ROOT = "~/.vec-inf-logs"  # vec-inf's default log_dir
 
 
 class JobOrigin(StrEnum):
-    OURS = "ours"  # launched by vec-inf-flows (our job index or our job name)
-    VEC_INF = "vec-inf"  # launched by vec-inf itself
-    UNKNOWN = "unknown"  # neither: a plain sbatch job, or an id nobody knows
+    OURS = "vec-inf-flows"  # launched by vec-inf-flows (our job index or our job name)
+    VEC_INF = "vec-inf"  # launched by vec-inf itself (its log layout): a server we can manage
+    FOREIGN = "foreign"  # neither: a plain sbatch job, or an id nobody knows
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def recognise(
         return Recognition(JobOrigin.VEC_INF, found.parent, found.name.removesuffix(".json"))
     if model is not None:
         return Recognition(JobOrigin.VEC_INF, stem=f"{model}.{file_id(job_id)}")
-    return Recognition(JobOrigin.UNKNOWN)
+    return Recognition(JobOrigin.FOREIGN)
 
 
 def _json_beside_stdout(job_id: str, model: str | None) -> Path | None:
@@ -125,4 +127,30 @@ def find_vecinf_files(job_id: str, model: str | None, roots: Sequence[Path]) -> 
                 found = sorted(folder.glob(f"{stem}.json"))
                 if found:
                     return found[0]
+    return None
+
+
+def foreign_status(job_id: str, record: JobRecord) -> StatusResponse:
+    """What status says of a job that is no server of ours: so, not an invented state."""
+    return StatusResponse(
+        job_id=job_id,
+        model_name=record.name or "unknown",
+        server_status=ServerStatus.FOREIGN,
+        detail=f"not launched by vec-inf-flows or vec-inf (job name {record.name!r})",
+        slurm_state=record.state,
+        node=record.node,
+    )
+
+
+def shutdown_refusal(job_id: str, origin: JobOrigin, *, force: bool = False) -> str | None:
+    """Why ``shutdown`` must not cancel this job, or None when it may.
+
+    Servers launched by this tool or by vec-inf are ours to stop (teams switch with servers
+    running); any other job is refused unless ``force`` says the user means it.
+    """
+    if origin is JobOrigin.FOREIGN and not force:
+        return (
+            f"Job {job_id} was not launched by vec-inf-flows or vec-inf; refusing to cancel it "
+            "(pass --force to cancel it anyway)."
+        )
     return None

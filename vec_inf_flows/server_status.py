@@ -21,7 +21,9 @@ class ServerStatus(StrEnum):
     LAUNCHING = "LAUNCHING"  # job running, server not answering /health yet
     READY = "READY"  # /health answered 200; base_url is set
     FAILED = "FAILED"  # the server or its job failed (see failed_reason)
-    SHUTDOWN = "SHUTDOWN"  # cancelled, timed out, completed or forgotten by Slurm
+    STOPPING = "STOPPING"  # being stopped (see detail); Slurm still runs or completes the job
+    SHUTDOWN = "SHUTDOWN"  # no part of the job runs any more: cancelled, timed out, completed ...
+    FOREIGN = "FOREIGN"  # a Slurm job neither vec-inf-flows nor vec-inf launched: no server
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +48,11 @@ class StatusResponse:
     @property
     def terminal(self) -> bool:
         return self.server_status in (ServerStatus.FAILED, ServerStatus.SHUTDOWN)
+
+    @property
+    def never_ready(self) -> bool:
+        """It will not become READY (any more): what ``wait`` returns at once on."""
+        return self.terminal or self.server_status in (ServerStatus.STOPPING, ServerStatus.FOREIGN)
 
     @classmethod
     def model_validate(cls, data: Mapping[str, Any]) -> StatusResponse:

@@ -171,7 +171,7 @@ def test_recognise_ours_vecinfs_and_unknown(tmp_path: Path) -> None:
         "Meta-Llama-3.1-8B-Instruct"
     )
     plain = JobRecord("13", "wrap", JobPhase.RUNNING, "RUNNING")
-    assert recognise("13", plain, index, roots).origin is JobOrigin.UNKNOWN
+    assert recognise("13", plain, index, roots).origin is JobOrigin.FOREIGN
 
 
 def test_vecinf_batch_components_use_main_plus_offset_in_file_names(tmp_path: Path) -> None:

@@ -148,5 +148,5 @@ def test_origin_tells_ours_vecinfs_and_a_plain_job_apart(sandbox: Sandbox, vecin
     assert origins == {
         theirs: JobOrigin.VEC_INF,
         mine: JobOrigin.OURS,
-        plain: JobOrigin.UNKNOWN,
+        plain: JobOrigin.FOREIGN,
     }

@@ -62,18 +62,23 @@ def _client() -> VecInfClient:
 
 
 def _launch(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
+    from vec_inf_flows.cli.watch import launch_controls, wait_holding_lease
+
     client = _client()
+    controls = launch_controls(args)
     options = overrides(args)
     options.update({key: getattr(args, key) for key in ("config", "strict") if getattr(args, key)})
-    response = client.launch(args.model_name, **options)
+    response = client.launch(args.model_name, **controls, **options)
     if args.json_mode:
         render.print_json(console, shapes.launch_json(response))
     else:
         render.show(render.launch_table(response))
     if args.wait:
-        _print_status(
-            console, _wait_showing(client, response.job_id, args, console), args.json_mode
+        job_id, lapse = response.job_id, controls["lease"].lapse_after
+        ready = wait_holding_lease(
+            client, job_id, lapse, lambda: _wait_showing(client, job_id, args, console)
         )
+        _print_status(console, ready, args.json_mode)
     return 0
 
 
@@ -142,7 +147,7 @@ def _cleanup(args: argparse.Namespace, overrides: Overrides, console: LazyConsol
 
 
 def _shutdown(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
-    ids = _client().shutdown(args.job_ids)
+    ids = _client().shutdown(args.job_ids, force=args.force, wait=args.wait, timeout=args.timeout)
     if args.json_mode:
         render.print_json(console, {"shutdown": ids})
     else:

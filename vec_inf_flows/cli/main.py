@@ -55,6 +55,37 @@ def _add_launch_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_watch_options(parser: argparse.ArgumentParser) -> None:
+    """What the job side enforces on its own (see "Leases" in the README)."""
+    group = parser.add_argument_group("server watch")
+    group.add_argument(
+        "--idle-timeout",
+        type=float,
+        metavar="MINUTES",
+        help="Stop the server after this many minutes without requests (read from the "
+        "engine's own request counters).",
+    )
+    group.add_argument(
+        "--health-grace",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="A READY server that does not answer /health for this long is FAILED (default 60).",
+    )
+    group.add_argument(
+        "--lease-renew",
+        type=float,
+        metavar="SECONDS",
+        help="With --wait: how often the lease is renewed (default 60).",
+    )
+    group.add_argument(
+        "--lease-lapse",
+        type=float,
+        metavar="SECONDS",
+        help="With --wait: the job stops after this long without a renewal (default 300).",
+    )
+
+
 def _launch_overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     for flags, _ in _LAUNCH_FLAGS:
@@ -90,8 +121,15 @@ def _launch_command(launch: argparse.ArgumentParser) -> None:
         default=None,
         help="Make pre-submit warnings (missing weights) errors.",
     )
-    launch.add_argument("--wait", action="store_true", help="Wait until the server is READY.")
+    launch.add_argument(
+        "--wait",
+        action="store_true",
+        help="Wait until the server is READY, holding a lease meanwhile: if this command is "
+        "killed or interrupted while it waits, the job stops by itself once the lease lapses. "
+        "Once READY the server lives to its time limit, as without --wait.",
+    )
     launch.add_argument("--timeout", type=float, default=1800.0, help="Seconds --wait waits.")
+    _add_watch_options(launch)
 
 
 def _batch_command(batch: argparse.ArgumentParser) -> None:
@@ -113,6 +151,18 @@ def _metrics_command(metrics: argparse.ArgumentParser) -> None:
 
 def _shutdown_command(shutdown: argparse.ArgumentParser) -> None:
     shutdown.add_argument("job_ids", metavar="JOB_ID", nargs="+")
+    shutdown.add_argument(
+        "--force", action="store_true", help="Also cancel jobs vec-inf-flows did not launch."
+    )
+    shutdown.add_argument(
+        "--no-wait",
+        dest="wait",
+        action="store_false",
+        help="Return once the cancel is sent, not once Slurm runs no part of the job.",
+    )
+    shutdown.add_argument(
+        "--timeout", type=float, default=120.0, help="Seconds to wait for the job to end."
+    )
 
 
 def _list_command(listing: argparse.ArgumentParser) -> None:

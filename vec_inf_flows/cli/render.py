@@ -24,6 +24,8 @@ _STATUS_STYLE = {
     ServerStatus.PENDING: "cyan",
     ServerStatus.FAILED: "red",
     ServerStatus.SHUTDOWN: "dim",
+    ServerStatus.STOPPING: "yellow",
+    ServerStatus.FOREIGN: "magenta",
 }
 
 _TYPE_STYLE = {

@@ -20,11 +20,13 @@ from vec_inf_flows.scripts.directives import (
 )
 from vec_inf_flows.scripts.engine import container_words, engine_lines
 from vec_inf_flows.scripts.environment import environment_lines
+from vec_inf_flows.scripts.launcher import WATCH_MODULE
 from vec_inf_flows.scripts.quoting import refuse_control_chars, shell_word, slurm_filename_literal
 from vec_inf_flows.scripts.ray import ray_block
 from vec_inf_flows.spec import LaunchSpec
 
 LAUNCHER_FILENAME = "launcher.py"  # the client copies launcher_source() here in each job dir
+WATCH_FILENAME = WATCH_MODULE  # and watch_source() next to it (the launcher loads it)
 _JOB_ID = '"${SLURM_JOB_ID}"'
 _SHEBANG = "#!/bin/bash"
 _PREAMBLE = [
@@ -37,6 +39,11 @@ _PREAMBLE = [
 def launcher_source() -> str:
     """The launcher's text, for the client to copy into each job directory."""
     return (Path(__file__).with_name("launcher.py")).read_text()
+
+
+def watch_source() -> str:
+    """The job-side watch's text (lease, idleness, hung /health), copied next to the launcher."""
+    return (Path(__file__).with_name(WATCH_FILENAME)).read_text()
 
 
 def batch_job_paths(log_dir: str | Path, batch_dir_name: str, job_id: str) -> JobPaths:
