@@ -32,13 +32,30 @@ class ClientShards:
     ) -> None:
         count = max(1, math.ceil(concurrency / per_client))
         size = math.ceil(concurrency / count)
+        self._timeout = timeout
+        self._headers = headers
+        self._per_client = per_client
+        self._tls = ssl.create_default_context()
+        self.clients: list[httpx.AsyncClient] = []
+        self._active: list[int] = []
+        self._capacity = 0
+        for _ in range(count):
+            self._add_client(size)
+
+    def _add_client(self, size: int) -> None:
         limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-        tls = ssl.create_default_context()
-        self.clients = [
-            httpx.AsyncClient(limits=limits, timeout=timeout, headers=headers, verify=tls)
-            for _ in range(count)
-        ]
-        self._active = [0] * count
+        self.clients.append(
+            httpx.AsyncClient(
+                limits=limits, timeout=self._timeout, headers=self._headers, verify=self._tls
+            )
+        )
+        self._active.append(0)
+        self._capacity += size
+
+    def ensure(self, concurrency: int) -> None:
+        """Grow to hold ``concurrency`` connections (replicas joined); never shrinks."""
+        while self._capacity < concurrency:
+            self._add_client(self._per_client)
 
     @property
     def any(self) -> httpx.AsyncClient:
