@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from vec_inf_flows.cli import render
+from vec_inf_flows.cli import render, replicas
 from vec_inf_flows.client import VecInfClient
 from vec_inf_flows.models import MetricsResponse, StatusResponse
 
@@ -52,6 +52,8 @@ def dispatch(args: argparse.Namespace, overrides: Overrides) -> int:
 
 
 def _launch(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
+    if getattr(args, "replicas", None) is not None:
+        return replicas.launch(args, overrides, console)
     client = VecInfClient()
     response = client.launch(args.model_name, **overrides(args))
     if args.json_mode:
@@ -102,6 +104,8 @@ def _print_status(console: LazyConsole, status: StatusResponse, json_mode: bool)
 
 
 def _status(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
+    if replicas.has_group_ids(args.job_ids):
+        return replicas.status(args.job_ids, args.json_mode, console)
     client = VecInfClient()
     if len(args.job_ids) == 1:
         _print_status(console, client.status(args.job_ids[0]), args.json_mode)
@@ -162,6 +166,8 @@ def _print_metrics(console: LazyConsole, response: MetricsResponse, json_mode: b
 
 
 def _shutdown(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
+    if replicas.has_group_ids(args.job_ids):
+        return replicas.shutdown(args.job_ids, args.json_mode, console)
     ids = VecInfClient().shutdown(args.job_ids)
     if args.json_mode:
         render.print_json(console, {"shutdown": ids})
@@ -190,6 +196,8 @@ def _list(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) 
 
 
 def _wait(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
+    if replicas.has_group_ids([args.job_id]):
+        return replicas.wait(args, console)
     status = _wait_showing(VecInfClient(), args.job_id, args, console)
     _print_status(console, status, args.json_mode)
     return 0

@@ -97,13 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_launch_options(launch)
     launch.add_argument("--wait", action="store_true", help="Wait until the server is READY.")
     launch.add_argument("--timeout", type=float, default=1800.0, help="Seconds --wait waits.")
+    from vec_inf_flows.cli.replicas import add_replica_options
+
+    add_replica_options(launch)
 
     batch = command("batch-launch", "Launch several models as one heterogeneous Slurm job.")
     batch.add_argument("model_names", metavar="MODEL", nargs="+")
     batch.add_argument("--batch-config", help="A models YAML file used for this batch.")
 
     status = command("status", "Show a server's status, or all of your servers.")
-    status.add_argument("job_ids", metavar="JOB_ID", nargs="*")
+    status.add_argument("job_ids", metavar="JOB_ID", nargs="*", help="Job ids or group ids.")
 
     metrics = command("metrics", "Show a READY server's performance metrics (live).")
     metrics.add_argument("job_id", metavar="JOB_ID")
@@ -111,13 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("--interval", type=float, default=2.0, help="Refresh interval (s).")
 
     shutdown = command("shutdown", "Shut servers down (cancel their Slurm jobs).")
-    shutdown.add_argument("job_ids", metavar="JOB_ID", nargs="+")
+    shutdown.add_argument("job_ids", metavar="JOB_ID", nargs="+", help="Job ids or group ids.")
 
     listing = command("list", "List the available models, or one model's configuration.")
     listing.add_argument("model_name", metavar="MODEL", nargs="?")
 
     wait = command("wait", "Wait until a server is READY (returns at once on FAILED/SHUTDOWN).")
-    wait.add_argument("job_id", metavar="JOB_ID")
+    wait.add_argument("job_id", metavar="JOB_ID", help="A job id, or a group id (first READY).")
     wait.add_argument("--timeout", type=float, default=1800.0)
 
     engine = command("engine", "Set up a real inference engine on this machine.")

@@ -7,13 +7,18 @@ the replicas the router currently sends traffic to.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import time
+from collections.abc import Callable, Sequence
 
 import httpx
 from pydantic import BaseModel, ConfigDict
 
+from vec_inf_flows.errors import ServerError, SlurmTransientError
 from vec_inf_flows.models import ServerStatus, StatusResponse
 from vec_inf_flows.replicas.group import ReplicaGroup
+
+log = logging.getLogger("vec_inf_flows.replicas")
 
 
 class GroupStatus(BaseModel):
@@ -85,3 +90,49 @@ def router_workers(endpoint: str, timeout: float = 3.0) -> list[str] | None:
         return sorted(str(url) for url in reply.json().get("urls", []))
     except (httpx.HTTPError, ValueError, AttributeError):
         return None
+
+
+def usable(status: GroupStatus) -> bool:
+    """Work can start: a replica is READY and, with a router, the router sends it traffic."""
+    if status.group_status is not ServerStatus.READY:
+        return False
+    return status.router is None or bool(status.endpoint_workers)
+
+
+def wait_until_usable(
+    group: ReplicaGroup,
+    timeout: float = 1800.0,
+    poll_interval: float = 5.0,
+    on_status: Callable[[GroupStatus], None] | None = None,
+) -> GroupStatus:
+    """Poll until the first replica can take work (never for all of them); raise on failure."""
+    deadline = time.monotonic() + timeout
+    delay = min(0.5, poll_interval)
+    last: GroupStatus | None = None
+    while True:
+        try:
+            last = group_status(group)
+        except SlurmTransientError as error:
+            log.warning("status of %s unavailable for now (%s)", group.group_id, error)
+        else:
+            if on_status is not None:
+                on_status(last)
+            if usable(last):
+                return last
+            if last.terminal:
+                reasons = "; ".join(
+                    f"{s.job_id}: {s.failed_reason or s.detail or s.server_status.value}"
+                    for s in [*last.replicas, *([last.router] if last.router else [])]
+                )
+                raise ServerError(
+                    f"Replica group {group.group_id} is {last.group_status.value}: {reasons}"
+                )
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            state = last.group_status.value if last else "unknown"
+            raise ServerError(
+                f"Replica group {group.group_id} not ready after {timeout:.0f} s "
+                f"(last status: {state})."
+            )
+        time.sleep(min(delay, remaining))
+        delay = min(delay * 2, poll_interval)
