@@ -134,3 +134,23 @@ def test_window_waiters_are_served_when_it_grows() -> None:
         return granted
 
     assert asyncio.run(go()) == 2
+
+
+def test_grown_client_shards_never_queue_a_request_behind_a_full_pool() -> None:
+    """A run that starts with no replica has a one-connection client; the window then grows.
+    Requests must go where a connection is free: one queued in httpcore's pool while a
+    replica's attempts were cancelled stayed there for ever (a hang seen on the cluster)."""
+    import httpx
+
+    from vec_inf_flows.workload.clients import ClientShards
+
+    async def go() -> list[int]:
+        shards = ClientShards(1, httpx.Timeout(1.0), {})
+        shards.ensure(9)
+        chosen = []
+        with shards.lease() as first, shards.lease() as second, shards.lease() as third:
+            chosen = [shards.clients.index(c) for c in (first, second, third)]
+        await shards.aclose()
+        return chosen
+
+    assert asyncio.run(go()) == [1, 1, 1]  # the 8-connection client, not the full 1-slot one

@@ -9,12 +9,14 @@ take the group id where they take a job id.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vec_inf_flows.client import VecInfClient
-from vec_inf_flows.errors import VecInfError
+from vec_inf_flows.errors import ServerError, VecInfError
 from vec_inf_flows.models import StatusResponse
 from vec_inf_flows.replicas import record as records
 from vec_inf_flows.replicas.plan import ReplicaPlan
@@ -31,6 +33,9 @@ class ReplicaGroup:
     record: GroupRecord
     plan: ReplicaPlan
     spec: LaunchSpec
+    # A watcher thread may be launching a replacement while the caller shuts the group down:
+    # launching checks and shutting down marks "ended" under this lock, so none slips past.
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     # ------------------------------------------------------------------ making one
     @classmethod
@@ -101,22 +106,26 @@ class ReplicaGroup:
 
     def launch_replica(self, replaces: str | None = None) -> Member:
         labels = {GROUP_LABEL: self.group_id}
-        launched = self.client.launch(self.plan.model_name, self.plan.options, labels=labels)
-        member = Member(
-            job_id=launched.job_id,
-            backend=getattr(self.client.backend, "name", "slurm"),
-            job_dir=launched.job_dir,
-            replaces=replaces,
-        )
-        self._add(member)
+        with self._lock:
+            if self.record.ended_at is not None:
+                raise ServerError(f"Replica group {self.group_id} is shut down.")
+            launched = self.client.launch(self.plan.model_name, self.plan.options, labels=labels)
+            member = Member(
+                job_id=launched.job_id,
+                backend=getattr(self.client.backend, "name", "slurm"),
+                job_dir=launched.job_dir,
+                replaces=replaces,
+            )
+            self._add(member)
         log.info("group %s: launched replica %s", self.group_id, member.job_id)
         return member
 
     def launch_router(self) -> Member:
         from vec_inf_flows.replicas.router_job import launch_router
 
-        member = launch_router(self.client, self.record, self.spec, self.plan.router)
-        self._add(member)
+        with self._lock:
+            member = launch_router(self.client, self.record, self.spec, self.plan.router)
+            self._add(member)
         return member
 
     def _add(self, member: Member) -> None:
@@ -138,15 +147,15 @@ class ReplicaGroup:
         """Stop every member still running (replicas and router); idempotent."""
         from vec_inf_flows.replicas.router_job import client_for
 
-        if self.record.ended_at is None:
-            import time
-
-            self.record.ended_at = time.time()
-            self.record.ended_because = reason
-            self.record.save()  # the router sees it and stops, even if its cancel fails
+        with self._lock:
+            if self.record.ended_at is None:
+                self.record.ended_at = time.time()
+                self.record.ended_because = reason
+                self.record.save()  # the router sees it and stops, even if its cancel fails
+            members = list(self.record.members)
         stopped: list[str] = []
         by_backend: dict[str, list[Member]] = {}
-        for member in self.record.members:
+        for member in members:
             by_backend.setdefault(member.backend, []).append(member)
         for backend, members in by_backend.items():
             client = client_for(self.client, backend)

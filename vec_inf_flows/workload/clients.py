@@ -38,7 +38,7 @@ class ClientShards:
         self._tls = ssl.create_default_context()
         self.clients: list[httpx.AsyncClient] = []
         self._active: list[int] = []
-        self._capacity = 0
+        self._sizes: list[int] = []
         for _ in range(count):
             self._add_client(size)
 
@@ -50,11 +50,11 @@ class ClientShards:
             )
         )
         self._active.append(0)
-        self._capacity += size
+        self._sizes.append(size)
 
     def ensure(self, concurrency: int) -> None:
         """Grow to hold ``concurrency`` connections (replicas joined); never shrinks."""
-        while self._capacity < concurrency:
+        while sum(self._sizes) < concurrency:
             self._add_client(self._per_client)
 
     @property
@@ -63,12 +63,14 @@ class ClientShards:
 
     @contextmanager
     def lease(self) -> Iterator[httpx.AsyncClient]:
-        """The client with the fewest requests in flight, for one request.
+        """The client with the most free connections, for one request.
 
         With at most ``concurrency`` requests in flight (the runner's window) one of them
-        always has a free connection, so no request waits on a pool while another pool idles.
+        always has a free connection, so no request waits on a pool while another pool idles
+        (clients added as replicas join may be larger than the first one). A request waiting
+        in httpcore's pool is also one that cancellation can strand there.
         """
-        index = min(range(len(self.clients)), key=self._active.__getitem__)
+        index = max(range(len(self.clients)), key=lambda n: self._sizes[n] - self._active[n])
         self._active[index] += 1
         try:
             yield self.clients[index]
