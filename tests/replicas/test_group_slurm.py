@@ -115,9 +115,11 @@ def test_killing_one_of_three_replicas_mid_run(sandbox: Sandbox, tmp_path: Path,
 def test_a_replica_held_pending_does_not_delay_the_run(sandbox: Sandbox, tmp_path: Path) -> None:
     """Two replicas needing 4 GPUs each; another job holds node1's four: one waits PENDING."""
     blocker = subprocess.run(
-        ["sbatch", "--parsable", "--job-name=replicas-test-blocker", "--nodelist=node1"]
-        + ["--gres=gpu:4", "--cpus-per-task=1", "--mem=100M", "--time=00:05:00"]
-        + [f"--output={tmp_path}/blocker.out", "--wrap=sleep 300"],
+        [
+            *("sbatch", "--parsable", "--job-name=replicas-test-blocker", "--nodelist=node1"),
+            *("--gres=gpu:4", "--cpus-per-task=1", "--mem=100M", "--time=00:05:00"),
+            *(f"--output={tmp_path}/blocker.out", "--wrap=sleep 300"),
+        ],
         capture_output=True,
         text=True,
         check=True,
