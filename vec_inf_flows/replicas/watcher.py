@@ -2,7 +2,7 @@
 
 One poll is one bulk status call (one ``squeue`` for every replica) plus their health checks. A
 replica is reported the moment it is READY, never after waiting for the others (queue times
-differ by hours on a busy cluster). One that ends (FAILED, or SHUTDOWN nobody asked for) is
+differ by hours on a busy cluster). One that ends (FAILED, or SHUTDOWN: cancelled, timed out) is
 reported lost, its job is cancelled if Slurm still runs it (a FAILED engine can leave the job
 holding its GPUs), and a replacement is submitted while the relaunch budget and the GPU budget
 allow. The watcher is exhausted when nothing is running, pending or allowed to be launched.
@@ -138,8 +138,15 @@ class GroupWatcher:
 
     # ------------------------------------------------------------------ for the runner
     async def changes(self, interval: float = 1.0) -> AsyncIterator[MembershipChange]:
-        """Joined/Left for the workload runner; ends when the group is exhausted or stopped."""
+        """Joined/Left for the workload runner; ends when the group is exhausted or stopped.
+
+        Starts with the replicas already READY, so one watcher can feed run after run (a flow
+        runs its dataset chunk by chunk, each chunk a run of its own).
+        """
         seqs = self.group.max_concurrency
+        for job_id, base_url in list(self.ready.items()):
+            if job_id not in self.gone:
+                yield Joined(Replica(base_url, seqs))
         while True:
             for event in await asyncio.to_thread(self.poll):
                 if event.kind is EventKind.READY and event.base_url:
