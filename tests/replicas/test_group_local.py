@@ -19,6 +19,7 @@ from vec_inf_flows.client import VecInfClient
 from vec_inf_flows.replicas import EventKind, GroupWatcher, ReplicaEvent, ReplicaGroup, ReplicaPlan
 from vec_inf_flows.workload import RunOptions, run_chunk
 from vec_inf_flows.workload.reader import iter_chunks
+from vec_inf_flows.workload.replicas import NoLiveReplicaError
 
 
 @pytest.fixture
@@ -86,3 +87,29 @@ def test_the_budget_holds_back_replicas(client: VecInfClient, tmp_path: Path) ->
         assert len(watcher.active) == 2
     finally:
         group.shutdown()
+
+
+def test_no_replica_ready_in_time_ends_the_run_cleanly(
+    client: VecInfClient, tmp_path: Path
+) -> None:
+    slow = plan(tmp_path, replicas=1).options.model_copy(
+        update={"vllm_args": "--sim-startup-delay=60"}
+    )
+    group = ReplicaGroup.launch(client, plan(tmp_path, replicas=1, options=slow))
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"id": "a", "prompt": "p", "max_tokens": 1}) + "\n")
+    watcher = GroupWatcher(group)
+    started = time.monotonic()
+    try:
+        with pytest.raises(NoLiveReplicaError, match="no server ever became ready"):
+            run_chunk(
+                source,
+                tmp_path / "out.jsonl",
+                [],
+                options=RunOptions(model="m"),
+                membership=watcher.changes(interval=0.2, ready_timeout=1.5),
+            )
+    finally:
+        group.shutdown()
+    assert time.monotonic() - started < 30
+    assert not (tmp_path / "out.jsonl").exists() or not (tmp_path / "out.jsonl").read_text()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -137,8 +138,11 @@ class GroupWatcher:
         return any(m.replaces == job_id for m in self.group.record.replica_members)
 
     # ------------------------------------------------------------------ for the runner
-    async def changes(self, interval: float = 1.0) -> AsyncIterator[MembershipChange]:
-        """Joined/Left for the workload runner; ends when the group is exhausted or stopped.
+    async def changes(
+        self, interval: float = 1.0, ready_timeout: float | None = None
+    ) -> AsyncIterator[MembershipChange]:
+        """Joined/Left for the workload runner; ends when the group is exhausted or stopped,
+        or (with ``ready_timeout``) when no replica was READY in that many seconds.
 
         Starts with the replicas already READY, so one watcher can feed run after run (a flow
         runs its dataset chunk by chunk, each chunk a run of its own).
@@ -147,7 +151,14 @@ class GroupWatcher:
         for job_id, base_url in list(self.ready.items()):
             if job_id not in self.gone:
                 yield Joined(Replica(base_url, seqs))
+        deadline = None if ready_timeout is None else time.monotonic() + ready_timeout
         while True:
+            if deadline is not None and not self.ready and time.monotonic() > deadline:
+                log.warning(
+                    "group %s: no replica READY after %.0f s", self.group.group_id, ready_timeout
+                )
+                self.stop()
+                return
             for event in await asyncio.to_thread(self.poll):
                 if event.kind is EventKind.READY and event.base_url:
                     yield Joined(Replica(event.base_url, seqs))
