@@ -11,11 +11,13 @@ each) run as Slurm jobs of one replica group, with its vllm-router job. In one r
    2 of node1's 4 GPUs, so one replica stays PENDING; work starts on the first READY replica
    and the run ends without the PENDING one; target: first result follows the first READY.
 
-The capacity is kept low on purpose (default 4 x 8 x 25 = 800 tokens/s for 4 replicas, 16
-requests/s): this machine has 2 cores shared by the simulators, the router and the client, and
-a benchmark of replicas must measure the replicas, not the client's CPU.
+The capacity is kept low on purpose (default 4 x 8 x 25 = 800 tokens/s for 4 replicas, 32
+requests/s of 25 tokens): this machine has 2 cores shared by the simulators, the router and the
+client, and a benchmark of replicas must measure the replicas, not the client's CPU. 512
+requests make 16 batches per replica at 4 replicas, so the last, partly filled batch (a
+discrete effect of the simulator's strict batches) costs little.
 
-    .venv/bin/python bench/replicas.py [--seqs 8] [--tokens-per-second 25] [--requests 256]
+    .venv/bin/python bench/replicas.py [--seqs 8] [--tokens-per-second 25] [--requests 512]
 """
 
 from __future__ import annotations
@@ -221,9 +223,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seqs", type=int, default=8, help="each replica's --max-num-seqs")
     parser.add_argument("--tokens-per-second", type=float, default=25.0, help="per sequence")
-    parser.add_argument("--max-tokens", type=int, default=50)
-    parser.add_argument("--requests", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--max-tokens", type=int, default=25)
+    parser.add_argument("--requests", type=int, default=512)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     args = parser.parse_args()
     capacity = args.seqs * args.tokens_per_second
