@@ -40,9 +40,9 @@ def add_replica_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--router-policy",
-        choices=["round_robin", "random", "cache_aware", "power_of_two"],
+        choices=["round_robin", "random", "cache_aware"],
         default="round_robin",
-        help="How the router spreads requests (power_of_two needs two replicas READY).",
+        help="How the router spreads requests.",
     )
     group.add_argument("--max-gpus", type=int, help="GPUs the group may hold at once.")
     group.add_argument(

@@ -10,7 +10,9 @@ from vec_inf_flows.catalog.options import LaunchOptions
 from vec_inf_flows.replicas.budget import GpuBudget
 
 RouterPlace = Literal["job", "local", "none"]
-RouterPolicy = Literal["round_robin", "random", "cache_aware", "power_of_two"]
+# Not power_of_two: vllm-router refuses to start it with fewer than two workers, and the
+# router starts before any replica is READY.
+RouterPolicy = Literal["round_robin", "random", "cache_aware"]
 
 
 class RouterSettings(BaseModel):
