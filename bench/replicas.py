@@ -186,7 +186,7 @@ def first_result(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
                 scratch / "ttfr.out.jsonl",
                 [],
                 options=RunOptions(),
-                membership=watcher.changes(interval=0.5),
+                membership=watcher.changes(interval=0.5, ready_timeout=1800),
                 on_progress=lambda _: first or first.append(time.monotonic() - started),
             )
             finished = time.monotonic() - started
