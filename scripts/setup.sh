@@ -9,9 +9,9 @@ fi
 stamp=.venv/.vec-inf-flows-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "setup: installing vec-inf-flows and its dependencies into .venv"
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 \
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,router]' 2>&1 \
         | grep -v "^WARNING: Location" || true
-    .venv/bin/python -c "import vec_inf_flows, prefect, httpx, rich, pydantic" 
+    .venv/bin/python -c "import vec_inf_flows, prefect, httpx, rich, pydantic, vllm_router"
     touch "$stamp"
 fi
 echo "setup: .venv ready ($(.venv/bin/python --version))"

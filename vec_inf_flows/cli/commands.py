@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from vec_inf_flows.cli import render
+from vec_inf_flows.cli import render, replicas
 from vec_inf_flows.compat import shapes
 from vec_inf_flows.server_status import StatusResponse
 
@@ -62,6 +62,8 @@ def _client() -> VecInfClient:
 
 
 def _launch(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
+    if getattr(args, "replicas", None) is not None:
+        return replicas.launch(args, overrides, console)
     from vec_inf_flows.cli.watch import launch_controls, wait_holding_lease
 
     client = _client()
@@ -120,6 +122,8 @@ def _print_status(console: LazyConsole, status: StatusResponse, json_mode: bool)
 
 
 def _status(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
+    if replicas.has_group_ids(args.job_ids):
+        return replicas.status(args.job_ids, args.json_mode, console)
     client = _client()
     if len(args.job_ids) == 1:
         _print_status(console, client.status(args.job_ids[0]), args.json_mode)
@@ -147,6 +151,8 @@ def _cleanup(args: argparse.Namespace, overrides: Overrides, console: LazyConsol
 
 
 def _shutdown(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
+    if replicas.has_group_ids(args.job_ids):
+        return replicas.shutdown(args.job_ids, args.json_mode, console)
     ids = _client().shutdown(args.job_ids, force=args.force, wait=args.wait, timeout=args.timeout)
     if args.json_mode:
         render.print_json(console, {"shutdown": ids})
@@ -163,6 +169,8 @@ def _list(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) 
 
 
 def _wait(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
+    if replicas.has_group_ids([args.job_id]):
+        return replicas.wait(args, console)
     status = _wait_showing(_client(), args.job_id, args, console)
     _print_status(console, status, args.json_mode)
     return 0

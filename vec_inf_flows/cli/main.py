@@ -130,6 +130,9 @@ def _launch_command(launch: argparse.ArgumentParser) -> None:
     )
     launch.add_argument("--timeout", type=float, default=1800.0, help="Seconds --wait waits.")
     _add_watch_options(launch)
+    from vec_inf_flows.cli.replicas import add_replica_options
+
+    add_replica_options(launch)
 
 
 def _batch_command(batch: argparse.ArgumentParser) -> None:
@@ -140,7 +143,7 @@ def _batch_command(batch: argparse.ArgumentParser) -> None:
 
 
 def _status_command(status: argparse.ArgumentParser) -> None:
-    status.add_argument("job_ids", metavar="JOB_ID", nargs="*")
+    status.add_argument("job_ids", metavar="JOB_ID", nargs="*", help="Job ids or group ids.")
 
 
 def _metrics_command(metrics: argparse.ArgumentParser) -> None:
@@ -150,7 +153,7 @@ def _metrics_command(metrics: argparse.ArgumentParser) -> None:
 
 
 def _shutdown_command(shutdown: argparse.ArgumentParser) -> None:
-    shutdown.add_argument("job_ids", metavar="JOB_ID", nargs="+")
+    shutdown.add_argument("job_ids", metavar="JOB_ID", nargs="+", help="Job ids or group ids.")
     shutdown.add_argument(
         "--force", action="store_true", help="Also cancel jobs vec-inf-flows did not launch."
     )
@@ -170,7 +173,7 @@ def _list_command(listing: argparse.ArgumentParser) -> None:
 
 
 def _wait_command(wait: argparse.ArgumentParser) -> None:
-    wait.add_argument("job_id", metavar="JOB_ID")
+    wait.add_argument("job_id", metavar="JOB_ID", help="A job id, or a group id (first READY).")
     wait.add_argument("--timeout", type=float, default=1800.0)
 
 

@@ -7,7 +7,9 @@ request finishing and the next arriving, so the batch stays full.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections import deque
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -43,6 +45,51 @@ def concurrency_for(max_seqs: Iterable[int | None], headroom: float = 1.25) -> i
     for seqs in max_seqs:
         total += max(1, round(seqs * headroom)) if seqs else DEFAULT_CONCURRENCY
     return max(1, total)
+
+
+class Window:
+    """At most ``limit`` requests in flight; the limit follows the replicas that are live.
+
+    A semaphore whose size can change: when a replica joins the window grows by what it can
+    take, when one leaves it shrinks (requests already in flight finish first). It never
+    drops below one, so a run with no replica left still reaches the point where it learns
+    that none is coming. Waiters are served first come, first served.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.in_use = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> None:
+        if self.in_use < self.limit and not self._waiters:
+            self.in_use += 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # granted, then cancelled: give back
+                self.release()
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        self.in_use -= 1
+        self._grant()
+
+    def resize(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self._grant()
+
+    def _grant(self) -> None:
+        while self._waiters and self.in_use < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.in_use += 1
+                waiter.set_result(None)
 
 
 def _search(node: object) -> int | None:
