@@ -4,6 +4,8 @@ All requested tasks run in one process first, since each lm-eval process spends 
 and building tasks (measured here: two tasks alone took 9.1 s + 11.3 s, together 13.5 s). lm-eval
 stops at the first task that breaks and writes no results, so when that run fails, each task
 without results is rerun alone: a broken task costs its own line, never the others' scores.
+Responses go to lm-eval's request cache (``--use_cache``, fresh per run), so a rerun does not ask
+the server again what the failed run already asked.
 
 Offline by design: ``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE`` are set and the tokenizer is the
 model's weights dir. A server key travels as ``OPENAI_API_KEY`` in the child's environment only.
@@ -15,6 +17,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -49,7 +52,12 @@ class Invocation:
 
 
 def lm_eval_argv(
-    server: EvalServer, spec: LmEvalSpec, tasks: list[str], include: Path, out: Path
+    server: EvalServer,
+    spec: LmEvalSpec,
+    tasks: list[str],
+    include: Path,
+    out: Path,
+    cache: Path | None = None,
 ) -> list[str]:
     """The command line (never a shell). model_args go as one JSON object, so a path with a comma
     or an ``=`` survives; ``--batch_size`` is a flag (inside model_args lm-eval raises)."""
@@ -90,6 +98,8 @@ def lm_eval_argv(
         argv += ["--limit", str(spec.limit)]
     if spec.log_samples:
         argv.append("--log_samples")
+    if cache is not None:
+        argv += ["--use_cache", str(cache)]
     return argv
 
 
@@ -133,10 +143,10 @@ def _safe_name(task: str) -> str:
 
 
 def _invoke(
-    server: EvalServer, spec: LmEvalSpec, tasks: list[str], include: Path, out: Path
+    server: EvalServer, spec: LmEvalSpec, tasks: list[str], include: Path, out: Path, cache: Path
 ) -> Invocation:
     out.mkdir(parents=True, exist_ok=True)
-    argv = lm_eval_argv(server, spec, tasks, include, out)
+    argv = lm_eval_argv(server, spec, tasks, include, out, cache)
     log = out / "lm-eval.log"
     with log.open("w") as sink:
         try:
@@ -169,11 +179,15 @@ def run_lm_eval(server: EvalServer, spec: LmEvalSpec, output_dir: Path) -> LmEva
     started = time.monotonic()
     output_dir.mkdir(parents=True, exist_ok=True)
     include = prepare_task_dir(output_dir / "tasks", spec.include_path)
+    cache_dir = output_dir / "response-cache"
+    shutil.rmtree(cache_dir, ignore_errors=True)  # answers of an earlier run must not be reused
+    cache_dir.mkdir()
+    cache = cache_dir / "responses"
     problem = _precheck(server, spec)
     outcomes: dict[str, TaskResult] = {}
     invocations: list[Invocation] = []
     if problem is None:
-        first = _invoke(server, spec, spec.tasks, include, output_dir / "lm-eval")
+        first = _invoke(server, spec, spec.tasks, include, output_dir / "lm-eval", cache)
         invocations.append(first)
         outcomes.update(first.results)
         missing = [t for t in spec.tasks if t not in outcomes]
@@ -181,9 +195,8 @@ def run_lm_eval(server: EvalServer, spec: LmEvalSpec, output_dir: Path) -> LmEva
             problem = first.error
         elif missing:
             for task in missing:
-                alone = _invoke(
-                    server, spec, [task], include, output_dir / f"lm-eval-{_safe_name(task)}"
-                )
+                folder = output_dir / f"lm-eval-{_safe_name(task)}"
+                alone = _invoke(server, spec, [task], include, folder, cache)
                 invocations.append(alone)
                 outcomes.update(alone.results)
                 if task not in outcomes:

@@ -6,8 +6,9 @@ examples before the real question do not count) is answered from that entry:
 
 - generation: the completion text is ``answer`` (then stop strings and ``max_tokens`` apply);
 - scoring (``echo`` + ``logprobs``, how lm-eval scores multiple choice): every prompt token after
-  the matched text gets log-probability 0.0 when the prompt ends with ``answer`` as whole words,
-  otherwise its last token gets ``WRONG_LOGPROB``. A choice's summed log-likelihood is then
+  the matched text gets log-probability 0.0 when the prompt ends with ``answer`` standing alone
+  (after the match, a line break or punctuation), otherwise its last token gets
+  ``WRONG_LOGPROB``. A choice's summed log-likelihood is then
   exactly 0 for the answer and -30 for the others, so the scorer picks the file's answer.
 """
 
@@ -77,9 +78,13 @@ class AnswerBook:
 
     @staticmethod
     def ends_with_answer(text: str, found: Found) -> bool:
-        """Does the text after the match end with the answer, as whole words?"""
+        """Does the text after the match end with the answer, standing alone? It must follow the
+        match itself, a line break or punctuation ("Answer: Paris", "assistant\n Paris"), so a
+        choice "Not Paris" is not the answer "Paris"."""
         rest, answer = text[found.end :].rstrip(), found.answer.strip()
         if not answer or not rest.endswith(answer):
             return False
         before = rest[: -len(answer)]
-        return not before or not before[-1].isalnum()
+        stripped = before.rstrip()
+        gap = before[len(stripped) :]
+        return not stripped or "\n" in gap or not stripped[-1].isalnum()

@@ -340,7 +340,7 @@ def _answers(parser: argparse.ArgumentParser, path: str | None) -> tuple[tuple[s
     try:
         return answer_file.load(path)
     except ValueError as exc:
-        _fail(parser, f"argument --sim-answers: {exc}")
+        _fail(parser, f"argument --sim-answers: {exc}", prog="vllm serve")
 
 
 def _check_tokenizer(parser: argparse.ArgumentParser, path: str) -> None:
@@ -348,7 +348,7 @@ def _check_tokenizer(parser: argparse.ArgumentParser, path: str) -> None:
     try:
         load_model_vocab(path)
     except ValueError as exc:
-        _fail(parser, f"argument --sim-tokenizer: {exc}")
+        _fail(parser, f"argument --sim-tokenizer: {exc}", prog="vllm serve")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
