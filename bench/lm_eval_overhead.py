@@ -1,10 +1,12 @@
 """What our lm-eval runner costs over lm-eval pointed by hand at the same READY server.
 
 Each round runs every variant once, in turn, against one server (target: the runner <= 1.10x
-the hand run). The hand run is the command a user would type: ``lm_eval run --model
-local-completions`` with the same model_args, tasks, batch size and chat template, and task YAMLs
-with absolute data paths. Our runner adds its pre-checks, the task folder, the response cache,
-the subprocess and the parsing of results. Both report their scores; they must agree.
+the hand run). Wall time is the target; CPU time (this process and its children, which hardly
+moves with the machine's load) shows what each variant itself spends. The hand run is the
+command a user would type: ``lm_eval run --model local-completions`` with the same model_args,
+tasks, batch size and chat template, and task YAMLs with absolute data paths. Our runner adds
+its pre-checks, the task folder, the response cache, the subprocess and the parsing of results.
+Both report their scores; they must agree.
 
 A variant is a function ``(Target, folder) -> scores``: the ``evaluate`` flow's variant joins
 ``VARIANTS`` once the flow runs lm-eval.
@@ -22,6 +24,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -90,6 +93,16 @@ def runner(target: Target, folder: Path) -> Scores:
     return _scores({t.task: t for t in report.tasks})
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children: unlike wall time on a shared
+    machine, it hardly moves with the load, so it shows what each variant itself costs."""
+    me, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
 VARIANTS: dict[str, Callable[[Target, Path], Scores]] = {"by hand": by_hand, "runner": runner}
 
 
@@ -135,6 +148,7 @@ def main() -> None:
     )
     server_cm = sim_server() if args.engine == "sim" else real_server(args.job_id)
     times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    cpu: dict[str, list[float]] = {name: [] for name in VARIANTS}
     scores: dict[str, list[Scores]] = {name: [] for name in VARIANTS}
     with server_cm as server, tempfile.TemporaryDirectory() as scratch:
         target = Target(server, spec)
@@ -142,19 +156,30 @@ def main() -> None:
         for round_no in range(1, args.rounds + 1):
             for name, variant in VARIANTS.items():
                 folder = Path(scratch) / f"{round_no}-{name.replace(' ', '-')}"
-                started = time.perf_counter()
+                started, cpu_before = time.perf_counter(), cpu_seconds()
                 scores[name].append(variant(target, folder))
                 times[name].append(time.perf_counter() - started)
-                print(f"round {round_no} {name:>8}: {times[name][-1]:6.2f} s  {scores[name][-1]}")
-    hand = statistics.median(times["by hand"])
-    print(f"\n{'variant':<10} {'median s':>9} {'min s':>7} {'x hand':>7}")
+                cpu[name].append(cpu_seconds() - cpu_before)
+                print(
+                    f"round {round_no} {name:>8}: {times[name][-1]:6.2f} s wall, "
+                    f"{cpu[name][-1]:5.2f} s CPU  {scores[name][-1]}"
+                )
+    hand, hand_cpu = statistics.median(times["by hand"]), statistics.median(cpu["by hand"])
+    print(f"\nload average now: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    header = (
+        f"{'variant':<10} {'median s':>9} {'min s':>7} {'x hand':>7} {'CPU s':>7} {'x hand':>7}"
+    )
+    print(header)
     for name, values in times.items():
-        median = statistics.median(values)
-        print(f"{name:<10} {median:9.2f} {min(values):7.2f} {median / hand:7.2f}")
+        median, median_cpu = statistics.median(values), statistics.median(cpu[name])
+        print(
+            f"{name:<10} {median:9.2f} {min(values):7.2f} {median / hand:7.2f} "
+            f"{median_cpu:7.2f} {median_cpu / hand_cpu:7.2f}"
+        )
     agree = all(s == scores["by hand"][0] for runs in scores.values() for s in runs)
     print(f"scores identical across variants and rounds: {agree}")
     if args.json:
-        print(json.dumps({"times": times, "scores": scores}))
+        print(json.dumps({"times": times, "cpu": cpu, "scores": scores}))
 
 
 if __name__ == "__main__":

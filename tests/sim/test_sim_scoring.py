@@ -13,7 +13,14 @@ from typing import Any
 import httpx
 import pytest
 from lm_eval_kit import build_tokenizer
-from sim_helpers import RECORDED_NAME, RECORDING_ARGS, recorded_json, shape_diff, sse_payloads
+from sim_helpers import (
+    RECORDED_NAME,
+    RECORDING_ARGS,
+    recorded_json,
+    recording,
+    shape_diff,
+    sse_payloads,
+)
 
 from vec_inf_flows.sim.process import SimServer
 
@@ -30,6 +37,10 @@ def _without_token_keys(body: dict[str, Any]) -> dict[str, Any]:
         if choice.get("prompt_logprobs"):
             choice["prompt_logprobs"] = []
     return copy
+
+
+def recorded_json_frames(name: str) -> list[dict[str, Any]]:
+    return [json.loads(p) for p in sse_payloads(recording(name)) if p != "[DONE]"]
 
 
 def _check_top_lists(logprobs: dict[str, Any], k: int) -> None:
@@ -170,6 +181,9 @@ def test_streamed_logprobs_match_the_unstreamed(generate_server: SimServer) -> N
         generate_server.base_url + "/completions", json={**request, "stream": True}
     ).text
     frames = [json.loads(p) for p in sse_payloads(reply) if p != "[DONE]"]
+    recorded = recorded_json_frames("vllm-completions-logprobs-stream.sse")
+    assert shape_diff(_without_token_keys(frames[0]), _without_token_keys(recorded[0])) == []
+    assert shape_diff(_without_token_keys(frames[-1]), _without_token_keys(recorded[-1])) == []
     parts = [f["choices"][0]["logprobs"] for f in frames if f["choices"]]
     for key in ("tokens", "token_logprobs", "text_offset", "top_logprobs"):
         assert [v for part in parts for v in part[key]] == whole[key]
