@@ -50,7 +50,7 @@ def test_exact_scores_for_generation_and_multiple_choice(
     assert stderr is not None and 0 < stderr < 0.2
     assert gen.results_file is not None and gen.results_file.is_file()
     # the task YAMLs lm-eval read point at the installed package's data, by absolute path
-    written = (tmp_path / "tasks" / "bundled" / "vec_inf_qa_gen.yaml").read_text()
+    written = (tmp_path / "tasks" / "2-bundled" / "vec_inf_qa_gen.yaml").read_text()
     assert "/vec_inf_flows/data/lm_eval_tasks/qa_gen.jsonl" in written
 
 
@@ -111,6 +111,26 @@ def test_a_broken_task_costs_only_its_own_line(answer_sim: AnswerSim, tmp_path: 
     assert broken.error.startswith("FileNotFoundError: ")
     assert "/nonexistent/questions.jsonl" in broken.error
     assert report.invocations == 3  # together, then each task alone
+
+
+def test_a_rerun_into_the_same_folder_never_reports_old_scores(
+    answer_sim: AnswerSim, tmp_path: Path
+) -> None:
+    first = run_lm_eval(_server(answer_sim), LmEvalSpec(tasks=TASKS[:1], limit=4), tmp_path)
+    assert first.ok
+    shadow = tmp_path.parent / f"{tmp_path.name}-tasks"
+    shadow.mkdir()
+    (shadow / "gen.yaml").write_text(  # the same task name, now pointing at missing data
+        "task: vec_inf_qa_gen\ndataset_path: json\n"
+        "dataset_kwargs:\n  data_files:\n    test: /nonexistent/gen.jsonl\n"
+        "test_split: test\noutput_type: generate_until\n"
+        "doc_to_text: '{{question}}'\ndoc_to_target: '{{answer}}'\n"
+        "metric_list:\n  - metric: exact_match\n"
+    )
+    spec = LmEvalSpec(tasks=TASKS[:1], limit=4, include_path=shadow)
+    second = run_lm_eval(_server(answer_sim), spec, tmp_path)
+    assert not second.ok and second.tasks[0].metrics == []
+    assert "/nonexistent/gen.jsonl" in (second.tasks[0].error or "")
 
 
 def test_a_task_failing_mid_run_keeps_the_others_scores(

@@ -145,7 +145,8 @@ def _safe_name(task: str) -> str:
 def _invoke(
     server: EvalServer, spec: LmEvalSpec, tasks: list[str], include: Path, out: Path, cache: Path
 ) -> Invocation:
-    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out, ignore_errors=True)  # an earlier run's results must not pass for these
+    out.mkdir(parents=True)
     argv = lm_eval_argv(server, spec, tasks, include, out, cache)
     log = out / "lm-eval.log"
     with log.open("w") as sink:

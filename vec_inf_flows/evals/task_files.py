@@ -19,8 +19,10 @@ import yaml
 from vec_inf_flows.errors import ConfigError
 
 BUNDLED_PACKAGE = "vec_inf_flows.data.lm_eval_tasks"
-BUNDLED_DIR = "bundled"
-USER_DIR = "user"
+# Within one include path lm-eval keeps the first task of a name, in path order: the user's
+# folder sorts first, so a task of theirs can replace a bundled one of the same name.
+USER_DIR = "1-yours"
+BUNDLED_DIR = "2-bundled"
 
 
 def bundled_source() -> Path:
