@@ -11,14 +11,14 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from vec_inf_flows import jobdir
 from vec_inf_flows.backends.base import Backend
-from vec_inf_flows.errors import ConfigError, ServerError, SlurmTransientError, VecInfError
+from vec_inf_flows.errors import ConfigError, ServerError, VecInfError
 from vec_inf_flows.jobdir import JobPaths
+from vec_inf_flows.jobfiles import JobFiles, launch_record, launched_handle
 from vec_inf_flows.jobs import JobId, JobRecord
 from vec_inf_flows.models import (
     BatchLaunchResponse,
@@ -30,7 +30,10 @@ from vec_inf_flows.models import (
 from vec_inf_flows.spec import LaunchSpec
 
 if TYPE_CHECKING:
+    from pydantic import SecretStr
+
     from vec_inf_flows.catalog.listing import ModelInfo
+    from vec_inf_flows.handle import ServerHandle
     from vec_inf_flows.server.http import HealthResult
     from vec_inf_flows.server.logscan import LogVerdict
 
@@ -39,39 +42,14 @@ log = logging.getLogger("vec_inf_flows.client")
 JOB_NAME_MARKER = "-vec-inf-"
 
 
-def _default_backend() -> Backend:
+def _select_backend(name: str | None) -> Backend:
     from vec_inf_flows.backends.select import select_backend
 
-    return select_backend()
+    return select_backend(name)
 
 
-@dataclass(frozen=True)
-class _JobFiles:
-    """What a job's directory says about it (None where the file is missing)."""
-
-    paths: JobPaths | None
-    config: dict[str, Any] | None
-
-    @property
-    def model_name(self) -> str | None:
-        return None if self.config is None else self.config.get("model_name")
-
-    @property
-    def server_address(self) -> str | None:
-        return None if self.config is None else self.config.get("server_address")
-
-    @property
-    def shutdown_requested(self) -> bool:
-        return self.paths is not None and self.paths.shutdown_marker.exists()
-
-    @property
-    def engine_exit(self) -> int | None:
-        if self.paths is None:
-            return None
-        try:
-            return int(self.paths.exit_marker.read_text().strip())
-        except (OSError, ValueError):
-            return None
+def _job_id(job: str | ServerHandle) -> str:
+    return job if isinstance(job, str) else job.job_id
 
 
 class VecInfClient:
@@ -80,27 +58,31 @@ class VecInfClient:
     Example::
 
         client = VecInfClient()
-        launched = client.launch("SmolLM2-135M-Instruct", engine="sim")
-        status = client.wait_until_ready(launched.job_id, timeout=600)
-        print(status.base_url)
-        client.shutdown(launched.job_id)
+        server = client.launch("SmolLM2-135M-Instruct", engine="sim").handle
+        server = client.wait_until_ready(server, timeout=600)  # the handle, with its URL
+        print(server.base_url, server.max_concurrent_sequences)
+        client.shutdown(server)
+
+    ``backend`` is a backend object or a name (``auto``, ``slurm``, ``local``); by default
+    ``$VEC_INF_BACKEND``, else Slurm when this machine has it, else local processes.
     """
 
     def __init__(
         self,
         *,
-        backend: Backend | None = None,
+        backend: Backend | str | None = None,
         state_dir: str | Path | None = None,
         health_timeout: float = 3.0,
     ) -> None:
-        self._backend = backend
+        self._backend = None if isinstance(backend, str) else backend
+        self._backend_name = backend if isinstance(backend, str) else None
         self._state_dir = Path(state_dir) if state_dir is not None else None
         self._health_timeout = health_timeout
 
     @property
     def backend(self) -> Backend:
         if self._backend is None:
-            self._backend = _default_backend()
+            self._backend = _select_backend(self._backend_name)
         return self._backend
 
     @property
@@ -131,14 +113,22 @@ class VecInfClient:
         model_name: str,
         options: Any = None,
         *,
+        api_key: SecretStr | str | None = None,
         labels: Mapping[str, str] | None = None,
         **overrides: Any,
     ) -> LaunchResponse:
-        """Submit one server. Returns once the job is queued (not when the server is ready)."""
+        """Submit one server. Returns once the job is queued (not when the server is ready).
+
+        ``options`` is a ``LaunchOptions`` (or a mapping), ``overrides`` win over it;
+        ``api_key`` is the key the server will require (it lands only in the job's 0600
+        secrets file). The response's ``handle`` is what the other methods take.
+        """
+        from vec_inf_flows.catalog.options import merge_options
         from vec_inf_flows.catalog.resolve import resolve
         from vec_inf_flows.scripts.render import render_job_script
 
-        spec = resolve(model_name, _options(options, overrides))
+        given = {key: value for key, value in overrides.items() if value is not None}
+        spec = resolve(model_name, merge_options(options, given), api_key=api_key)
         job_name = f"{spec.job_name_prefix}-{secrets.token_hex(4)}"
         script = render_job_script(spec, job_name)
         job_id = self.backend.submit(script, job_name, hold=True)
@@ -219,11 +209,28 @@ class VecInfClient:
             model_name=spec.model_name,
             job_dir=str(paths.directory),
             config=config,
+            handle=launched_handle(spec, job_id, paths),
         )
 
+    def attach(self, job_id: str) -> ServerHandle:
+        """The handle of a job launched earlier (by anyone using this job index), rebuilt from
+        its job directory: model, concurrency, and the API key when this user can read the
+        job's 0600 secrets file. The URL is filled in by ``wait_until_ready``."""
+        from vec_inf_flows.errors import JobNotFoundError
+
+        job_id = str(JobId.parse(job_id))
+        handle = self._job_files(job_id).handle(job_id)
+        if handle is None:
+            raise JobNotFoundError(
+                f"Job {job_id} has no job record of vec-inf-flows (looked in "
+                f"{self.index_root / jobdir.INDEX_DIR}); only jobs launched by vec-inf-flows "
+                "can be attached."
+            )
+        return handle
+
     # ------------------------------------------------------------------ status
-    def status(self, job_id: str) -> StatusResponse:
-        return self.statuses([job_id])[0]
+    def status(self, job: str | ServerHandle) -> StatusResponse:
+        return self.statuses([_job_id(job)])[0]
 
     def statuses(self, job_ids: Sequence[str] | None = None) -> list[StatusResponse]:
         """Status of many servers from ONE scheduler query; None means all of the user's servers."""
@@ -240,7 +247,7 @@ class VecInfClient:
             ids = [str(JobId.parse(job_id)) for job_id in job_ids]
             records = self.backend.query(ids) if ids else {}
         files = {job_id: self._job_files(job_id) for job_id in ids}
-        verdicts = {job_id: _log_verdict(files[job_id]) for job_id in ids}
+        verdicts = {job_id: files[job_id].log_verdict() for job_id in ids}
         to_probe = {
             job_id: address
             for job_id in ids
@@ -266,7 +273,7 @@ class VecInfClient:
         self,
         job_id: str,
         record: JobRecord | None,
-        files: _JobFiles,
+        files: JobFiles,
         verdict: LogVerdict | None,
         health: HealthResult | None,
     ) -> StatusResponse:
@@ -293,21 +300,23 @@ class VecInfClient:
             response = response.model_copy(update={"job_dir": str(files.paths.directory)})
         return response
 
-    def _job_files(self, job_id: str) -> _JobFiles:
+    def _job_files(self, job_id: str) -> JobFiles:
         directory = jobdir.lookup(self.index_root, job_id)
         if directory is None:
-            return _JobFiles(None, None)
+            return JobFiles(None, None)
         stem = directory.name
         paths = JobPaths(directory, stem)
-        return _JobFiles(paths, jobdir.read_json(paths.json))
+        return JobFiles(paths, jobdir.read_json(paths.json))
 
     # ------------------------------------------------------------------ metrics
-    def metrics(self, job_id: str, previous: MetricsResponse | None = None) -> MetricsResponse:
+    def metrics(
+        self, job: str | ServerHandle, previous: MetricsResponse | None = None
+    ) -> MetricsResponse:
         """Scrape a READY server's /metrics; rates come from the delta to ``previous``."""
         from vec_inf_flows.server.http import fetch_metrics_text
         from vec_inf_flows.server.metrics import derive, parse_metrics
 
-        status = self.status(job_id)
+        status = self.status(job)
         if status.server_status is not ServerStatus.READY or status.base_url is None:
             detail = status.pending_reason or status.failed_reason or ""
             raise ServerError(
@@ -327,10 +336,10 @@ class VecInfClient:
         )
 
     # ------------------------------------------------------------------ shutdown
-    def shutdown(self, job_ids: str | Sequence[str]) -> list[str]:
+    def shutdown(self, jobs: str | ServerHandle | Sequence[str | ServerHandle]) -> list[str]:
         """Cancel servers. Every id is checked before anything is cancelled."""
-        raw = [job_ids] if isinstance(job_ids, str) else list(job_ids)
-        ids = [str(JobId.parse(job_id)) for job_id in raw]
+        raw = list(jobs) if isinstance(jobs, Sequence) and not isinstance(jobs, str) else [jobs]
+        ids = [str(JobId.parse(_job_id(job))) for job in raw]
         for job_id in ids:
             files = self._job_files(job_id)
             if files.paths is not None:
@@ -354,105 +363,44 @@ class VecInfClient:
             log.error("could not cancel job(s) %s after a failed launch: %s", ids, error)
 
     # ------------------------------------------------------------------ waiting
+    @overload
     def wait_until_ready(
         self,
-        job_id: str,
+        job: ServerHandle,
+        timeout: float = ...,
+        poll_interval: float = ...,
+        on_status: Callable[[StatusResponse], None] | None = ...,
+    ) -> ServerHandle: ...
+    @overload
+    def wait_until_ready(
+        self,
+        job: str,
+        timeout: float = ...,
+        poll_interval: float = ...,
+        on_status: Callable[[StatusResponse], None] | None = ...,
+    ) -> StatusResponse: ...
+    def wait_until_ready(
+        self,
+        job: str | ServerHandle,
         timeout: float = 1800.0,
         poll_interval: float = 5.0,
         on_status: Callable[[StatusResponse], None] | None = None,
-    ) -> StatusResponse:
+    ) -> StatusResponse | ServerHandle:
         """Poll until READY; raise ServerError at once on FAILED or SHUTDOWN, or at the timeout.
 
-        Polls start fast (0.5 s) and back off to ``poll_interval``; a transient scheduler error
-        is logged and polling goes on, since the job itself is unaffected.
+        Given a handle, returns the handle with its base URL; given a job id, the status.
+        Polls start fast (0.5 s) and back off to ``poll_interval`` (``waiting``).
         """
-        deadline = time.monotonic() + timeout
-        delay = min(0.5, poll_interval)
-        last: StatusResponse | None = None
-        while True:
-            try:
-                last = self.status(job_id)
-            except SlurmTransientError as error:
-                log.warning("status of %s unavailable for now (%s); still waiting", job_id, error)
-            else:
-                if on_status is not None:
-                    on_status(last)
-                if last.server_status is ServerStatus.READY:
-                    return last
-                if last.terminal:
-                    reason = last.failed_reason or last.pending_reason or "no reason recorded"
-                    raise ServerError(
-                        f"Server {job_id} ({last.model_name}) is {last.server_status.value} "
-                        f"before becoming ready: {reason}"
-                    )
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                state = last.server_status.value if last else "unknown"
-                raise ServerError(
-                    f"Server {job_id} not ready after {timeout:.0f} s (last status: {state})."
-                )
-            time.sleep(min(delay, remaining))
-            delay = min(delay * 2, poll_interval)
+        from vec_inf_flows.waiting import poll_until_ready
+
+        status = poll_until_ready(self.status, _job_id(job), timeout, poll_interval, on_status)
+        if isinstance(job, str):
+            return status
+        assert status.base_url is not None  # READY always carries its URL
+        return job.at(status.base_url)
 
 
 # ---------------------------------------------------------------------- helpers
-def _options(options: Any, overrides: Mapping[str, Any]) -> Any:
-    from vec_inf_flows.catalog.options import LaunchOptions
-
-    if options is None:
-        base: dict[str, Any] = {}
-    elif isinstance(options, LaunchOptions):
-        base = options.model_dump(exclude_none=True)
-    else:
-        base = dict(options)
-    base.update({key: value for key, value in overrides.items() if value is not None})
-    return LaunchOptions.model_validate(base)
-
-
-SECRET_PLACEHOLDER = "********"
-
-
-def launch_record(
-    spec: LaunchSpec,
-    job_id: str,
-    job_name: str,
-    paths: JobPaths,
-    labels: Mapping[str, str] | None,
-) -> dict[str, Any]:
-    """The job's JSON: the launch config with secrets replaced by a placeholder."""
-    from dataclasses import asdict
-
-    from vec_inf_flows.catalog.engine_args import to_argv
-
-    data = asdict(spec)
-    data.pop("secret_env", None)
-    data["engine_args"] = dict(spec.engine_args)
-    data["engine_argv"] = to_argv(spec.engine_args)
-    data["env"] = dict(spec.env)
-    data["secret_env"] = {name: SECRET_PLACEHOLDER for name, _ in spec.secret_env}
-    data.update(
-        {
-            "job_id": job_id,
-            "slurm_job_id": job_id,
-            "job_name": job_name,
-            "job_dir": str(paths.directory),
-            "out_file": str(paths.out),
-            "err_file": str(paths.err),
-            "labels": dict(labels or {}),
-            "launched_at": time.time(),
-        }
-    )
-    return data
-
-
-def _log_verdict(files: _JobFiles) -> LogVerdict | None:
-    from vec_inf_flows.server.logscan import scan_files
-
-    if files.paths is None:
-        return None
-    return scan_files([files.paths.err, files.paths.out])
-
-
 def _model_from_job_name(name: str) -> str:
     head, marker, _ = name.rpartition(JOB_NAME_MARKER)
     return head if marker else (name or "unknown")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,11 +33,14 @@ class LazyConsole:
         return getattr(self.real, name)
 
 
+def _client(args: argparse.Namespace) -> VecInfClient:
+    """The client for ``--backend`` (default: ``$VEC_INF_BACKEND``, else detected)."""
+    return VecInfClient(backend=getattr(args, "backend", None))
+
+
 def dispatch(args: argparse.Namespace, overrides: Overrides) -> int:
     # In --json-mode stdout carries only JSON; progress and notes go to stderr.
     console = LazyConsole(stderr=bool(getattr(args, "json_mode", False)))
-    if getattr(args, "backend", None):
-        os.environ["VEC_INF_BACKEND"] = args.backend  # flows and tasks build clients too
     if args.command == "run":
         from vec_inf_flows.cli.run import run_command
 
@@ -52,7 +54,7 @@ def dispatch(args: argparse.Namespace, overrides: Overrides) -> int:
 
 
 def _launch(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
-    client = VecInfClient()
+    client = _client(args)
     response = client.launch(args.model_name, **overrides(args))
     if args.json_mode:
         render.print_json(console, response.model_dump())
@@ -86,7 +88,7 @@ def _wait_showing(
 
 
 def _batch_launch(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
-    response = VecInfClient().batch_launch(args.model_names, args.batch_config)
+    response = _client(args).batch_launch(args.model_names, args.batch_config)
     if args.json_mode:
         render.print_json(console, response.model_dump())
     else:
@@ -102,7 +104,7 @@ def _print_status(console: LazyConsole, status: StatusResponse, json_mode: bool)
 
 
 def _status(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
-    client = VecInfClient()
+    client = _client(args)
     if len(args.job_ids) == 1:
         _print_status(console, client.status(args.job_ids[0]), args.json_mode)
         return 0
@@ -119,7 +121,7 @@ def _status(args: argparse.Namespace, overrides: Overrides, console: LazyConsole
 def _metrics(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
     from vec_inf_flows.server.metrics import metrics_rows
 
-    client = VecInfClient()
+    client = _client(args)
     current = client.metrics(args.job_id)
     if args.once:
         _print_metrics(console, current, args.json_mode)
@@ -162,7 +164,7 @@ def _print_metrics(console: LazyConsole, response: MetricsResponse, json_mode: b
 
 
 def _shutdown(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
-    ids = VecInfClient().shutdown(args.job_ids)
+    ids = _client(args).shutdown(args.job_ids)
     if args.json_mode:
         render.print_json(console, {"shutdown": ids})
     else:
@@ -172,7 +174,7 @@ def _shutdown(args: argparse.Namespace, overrides: Overrides, console: LazyConso
 
 
 def _list(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
-    client = VecInfClient()
+    client = _client(args)
     if args.model_name:
         dumped = client.model_config(args.model_name)
         if args.json_mode:
@@ -190,7 +192,7 @@ def _list(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) 
 
 
 def _wait(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
-    status = _wait_showing(VecInfClient(), args.job_id, args, console)
+    status = _wait_showing(_client(args), args.job_id, args, console)
     _print_status(console, status, args.json_mode)
     return 0
 

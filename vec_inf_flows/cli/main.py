@@ -14,39 +14,23 @@ from typing import Any
 
 from vec_inf_flows import __version__
 
-# Launch options, with the anchor's flag names so its users' habits carry over.
-_LAUNCH_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
-    (("--model-family",), {"help": "Model family (also the log sub-directory)."}),
-    (("--model-variant",), {"help": "Model variant."}),
-    (("--partition",), {"help": "Slurm partition."}),
-    (("--qos",), {"help": "Slurm QoS."}),
-    (("-A", "--account"), {"help": "Slurm account (optional where the cluster needs none)."}),
-    (("--time",), {"help": "Time limit, HH:MM:SS or D-HH:MM:SS."}),
-    (("--num-nodes",), {"type": int, "help": "Number of nodes."}),
-    (("--gpus-per-node",), {"type": int, "help": "GPUs per node."}),
-    (("--cpus-per-task",), {"type": int, "help": "CPUs per task."}),
-    (("--mem-per-node",), {"help": "Memory per node, e.g. 64G."}),
-    (("--resource-type",), {"help": "GPU type, rendered as --gres=gpu:TYPE:N."}),
-    (("--exclude",), {"help": "Nodes to exclude."}),
-    (("--nodelist",), {"help": "Nodes to run on."}),
-    (("-D", "--work-dir"), {"help": "Working directory of the job."}),
-    (("--log-dir",), {"help": "Root of the log tree (default ~/.vec-inf-logs)."}),
-    (("--model-weights-parent-dir",), {"help": "Directory holding the model weight folders."}),
-    (("--bind",), {"help": "Extra container bind paths, comma separated."}),
-    (("--env",), {"help": "Environment for the job: 'K=V,K2=V2'."}),
-    (("--venv",), {"help": "Virtual environment to activate, or apptainer / singularity."}),
-    (("--container-image",), {"help": "Container image for container mode."}),
-    (("--engine",), {"choices": ["vllm", "sglang", "sim"], "help": "Inference engine."}),
-    (("--vllm-args",), {"help": "vLLM args: '--max-model-len=65536,--compilation-config=3'."}),
-    (("--sglang-args",), {"help": "SGLang args, same form as --vllm-args."}),
-    (("--hf-model",), {"help": "Hub id to serve when no local weights exist."}),
-]
-
 
 def _add_launch_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per declared launch option (``catalog.option_declaration``, no pydantic),
+    with the anchor's flag names so its users' habits carry over."""
+    from vec_inf_flows.catalog.option_declaration import declared_options
+
     group = parser.add_argument_group("launch options")
-    for flags, kwargs in _LAUNCH_FLAGS:
-        group.add_argument(*flags, default=None, **kwargs)
+    for declared in declared_options():
+        option = declared.option
+        if not option.flags:
+            continue
+        extra: dict[str, Any] = {"type": int} if declared.value_type is int else {}
+        if option.choices:
+            extra["choices"] = list(option.choices)
+        group.add_argument(
+            *option.flags, dest=declared.name, default=None, help=option.description, **extra
+        )
     group.add_argument(
         "--api-key-env",
         metavar="VAR",
@@ -56,12 +40,13 @@ def _add_launch_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _launch_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    from vec_inf_flows.catalog.option_declaration import declared_options
+
     overrides: dict[str, Any] = {}
-    for flags, _ in _LAUNCH_FLAGS:
-        dest = flags[-1].lstrip("-").replace("-", "_")
-        value = getattr(args, dest, None)
+    for declared in declared_options():
+        value = getattr(args, declared.name, None) if declared.option.flags else None
         if value is not None:
-            overrides[dest] = value
+            overrides[declared.name] = value
     key_var = getattr(args, "api_key_env", None) or "VEC_INF_API_KEY"
     key = os.environ.get(key_var)
     if getattr(args, "api_key_env", None) and not key:
