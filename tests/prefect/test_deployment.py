@@ -29,6 +29,7 @@ from prefect_helpers import (
 )
 
 from vec_inf_flows.blocks import SlurmCluster
+from vec_inf_flows.catalog.options import LaunchOptions
 from vec_inf_flows.flows import serve_and_run
 from vec_inf_flows.models import ServerStatus
 
@@ -62,7 +63,9 @@ def run_once(runner: Runner) -> None:
 
 
 def test_on_demand_deployment_runs_once_through_a_runner(jobs: ClusterJobs, tmp_path: Path) -> None:
-    SlurmCluster(log_dir=str(jobs.log_dir), default_time="00:10:00").save("default", overwrite=True)
+    SlurmCluster(options=LaunchOptions(log_dir=str(jobs.log_dir), time="00:10:00")).save(
+        "default", overwrite=True
+    )
     entry = DEPLOYMENTS["on-demand"]
     runner = Runner(name="vec-inf-test-on-demand", query_seconds=1)
     runner.add_flow(serve_and_run, name="on-demand", parameters=entry["parameters"])

@@ -15,10 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 from real_engine_helpers import CLI, REPO, Sandbox, no_engine_processes_left
+from testkit import REAL_ENGINE_READY_TIMEOUT as READY_TIMEOUT
 
 from vec_inf_flows.models import ServerStatus
-
-READY_TIMEOUT = 420.0
 
 
 def test_smollm2_chat_metrics_and_clean_shutdown(sandbox: Sandbox) -> None:
