@@ -17,7 +17,6 @@ from typing import Any, cast
 
 import pytest
 from prefect import flow
-from pydantic import PrivateAttr
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import State
@@ -30,6 +29,7 @@ from prefect_helpers import (
     wait_until,
     write_prompts,
 )
+from pydantic import PrivateAttr
 
 from vec_inf_flows.backends.slurm.backend import RetryPolicy, SlurmBackend
 from vec_inf_flows.backends.slurm.commands import SlurmCommands
