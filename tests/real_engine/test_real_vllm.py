@@ -122,8 +122,8 @@ def test_demo_flow_on_the_real_engine(sandbox: Sandbox, tmp_path: Path, backend:
     flow_result = summary["result"]
     assert flow_result["launched"] is True
     assert flow_result["workload"]["ok"] == 5 and flow_result["workload"]["failed"] == 0
-    assert flow_result["metrics"]["metrics"]["successful_requests"] == 5  # the real /metrics
+    assert flow_result["metrics"]["successful_requests"] == 5  # the real /metrics
     records = [json.loads(line) for line in output.read_text().splitlines()]
     assert sorted(r["id"] for r in records) == ["capital", "gpu", "haiku", "health", "spanish"]
     assert all(r["ok"] and r["response"]["choices"][0]["message"]["content"] for r in records)
-    no_engine_processes_left(flow_result["job_id"], within=30)
+    no_engine_processes_left(flow_result["server"]["job_id"], within=30)

@@ -10,7 +10,6 @@ and a login node's ``HTTP_PROXY`` cannot reach a compute node's port.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -111,42 +110,6 @@ def check_health(url: str, timeout: float = DEFAULT_TIMEOUT) -> HealthResult:
             return _result(target, client.get(target))
     except httpx.HTTPError as error:
         return HealthResult(target, None, _describe(error, timeout))
-
-
-async def check_health_async(
-    url: str, timeout: float = DEFAULT_TIMEOUT, client: httpx.AsyncClient | None = None
-) -> HealthResult:
-    """Async ``check_health``; a whole-call deadline guards against a trickling server."""
-    try:
-        target = health_url(url)
-    except ServerError as error:
-        return HealthResult(url, None, str(error))
-    try:
-        async with asyncio.timeout(timeout):
-            if client is not None:
-                return _result(target, await client.get(target, timeout=timeout))
-            async with httpx.AsyncClient(
-                timeout=timeout, trust_env=False, verify=_verify([url])
-            ) as own:
-                return _result(target, await own.get(target))
-    except TimeoutError:
-        return HealthResult(target, None, f"no answer within {timeout:g} s")
-    except httpx.HTTPError as error:
-        return HealthResult(target, None, _describe(error, timeout))
-
-
-async def check_health_many_async(
-    urls: Sequence[str], timeout: float = DEFAULT_TIMEOUT
-) -> dict[str, HealthResult]:
-    """Probe many servers at once: the total time is about one timeout, not one per server."""
-    unique = list(dict.fromkeys(urls))
-    async with httpx.AsyncClient(
-        timeout=timeout, trust_env=False, verify=_verify(unique)
-    ) as client:
-        results = await asyncio.gather(
-            *(check_health_async(url, timeout, client) for url in unique)
-        )
-    return dict(zip(unique, results, strict=True))
 
 
 MAX_PROBE_THREADS = 32
