@@ -15,37 +15,21 @@ from pydantic import BaseModel, ConfigDict, Field
 from vec_inf_flows.errors import VecInfError
 from vec_inf_flows.handle import ServerHandle
 from vec_inf_flows.server.metrics import ServerMetrics
-from vec_inf_flows.workload.stats import (
-    ChunkSummary,
-    ErrorGroup,
-    LatencySummary,
-    OutputDigest,
-)
+from vec_inf_flows.workload.stats import ChunkSummary, ErrorGroup, OutputDigest
 
 
 class _Result(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
-class WorkloadSummary(_Result):
-    """A dataset sent through one server: what the output file holds and what this run did."""
+class WorkloadSummary(ChunkSummary):
+    """A dataset sent through one server: the chunk counters summed over this run, except
+    ``ok``, ``failed`` and ``invalid``, which count the whole output file (earlier runs too),
+    and the failure reasons, grouped."""
 
     dataset: str
     output: str
     chunks: int = Field(description="Task runs the dataset was sent in.")
-    total: int = Field(description="Requests in the dataset.")
-    ok: int = Field(description="Answered requests in the output file (any run).")
-    failed: int = Field(description="Requests that were sent and finally failed.")
-    invalid: int = Field(description="Input lines that could not become requests.")
-    skipped: int = Field(description="Requests answered by an earlier run, not sent again.")
-    retries: int
-    prompt_tokens: int
-    completion_tokens: int
-    elapsed_s: float
-    requests_per_s: float
-    completion_tokens_per_s: float
-    latency_s: LatencySummary
-    ttft_s: LatencySummary
     errors: list[ErrorGroup] = Field(default=[], description="Why requests failed, grouped.")
     relaunches: int = Field(default=0, description="Servers replaced after dying mid-run.")
 

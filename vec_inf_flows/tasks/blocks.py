@@ -39,7 +39,8 @@ def client_for(cluster: SlurmCluster | None) -> VecInfClient:
     return VecInfClient()
 
 
-def cluster_of(handle: ServerHandle, cluster: ClusterArg) -> SlurmCluster | None:
-    """The cluster a task acts on for ``handle``: the one given, else the block it was
+def cluster_of(server: ServerHandle | str, cluster: ClusterArg) -> SlurmCluster | None:
+    """The cluster a task acts on for a server: the one given, else the block its handle was
     launched with (by name), else none."""
-    return load_cluster(cluster if cluster is not None else handle.cluster)
+    named = server.cluster if not isinstance(server, str) else None
+    return load_cluster(cluster if cluster is not None else named)

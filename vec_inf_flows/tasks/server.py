@@ -41,17 +41,20 @@ from vec_inf_flows.tasks.retries import retry_launch, retry_on_transient
 logger = logging.getLogger("vec_inf_flows")
 
 
-@task(
-    name="launch-server",
-    task_run_name=run_name("launch", "model_name", "server"),
-    tags=["vec-inf", "gpu-job"],
-    retries=2,
-    retry_delay_seconds=[5, 20],
-    retry_condition_fn=retry_launch,
-    timeout_seconds=300,
-    cache_policy=NO_CACHE,
-    persist_result=False,
-)
+# A submission: retried only after a fault that left no job behind; a handle holds the key,
+# so its result is never persisted.
+_SUBMISSION: dict[str, Any] = {
+    "tags": ["vec-inf", "gpu-job"],
+    "retries": 2,
+    "retry_delay_seconds": [5, 20],
+    "retry_condition_fn": retry_launch,
+    "timeout_seconds": 300,
+    "cache_policy": NO_CACHE,
+    "persist_result": False,
+}
+
+
+@task(name="launch-server", task_run_name=run_name("launch", "model_name", "server"), **_SUBMISSION)
 def launch_server(
     model_name: str | None = None,
     options: LaunchOptions | Mapping[str, Any] | None = None,
@@ -100,17 +103,7 @@ def launch_server(
     return launched.handle
 
 
-@task(
-    name="batch-launch-servers",
-    task_run_name=run_name("batch-launch"),
-    tags=["vec-inf", "gpu-job"],
-    retries=2,
-    retry_delay_seconds=[5, 20],
-    retry_condition_fn=retry_launch,
-    timeout_seconds=300,
-    cache_policy=NO_CACHE,
-    persist_result=False,
-)
+@task(name="batch-launch-servers", task_run_name=run_name("batch-launch"), **_SUBMISSION)
 def batch_launch_servers(
     model_names: list[str], batch_config: str | None = None, cluster: ClusterArg = None
 ) -> BatchLaunchResponse:
@@ -171,9 +164,7 @@ def wait_until_ready(
 
     Example: ``server = wait_until_ready(server, timeout=900)``
     """
-    client = client_for(
-        cluster_of(server, cluster) if isinstance(server, ServerHandle) else load_cluster(cluster)
-    )
+    client = client_for(cluster_of(server, cluster))
     handle = server if isinstance(server, ServerHandle) else client.attach(server)
     try:
         ready = client.wait_until_ready(handle, timeout=timeout, poll_interval=poll_interval)
@@ -185,15 +176,17 @@ def wait_until_ready(
     return ready
 
 
-@task(
-    name="collect-metrics",
-    task_run_name=run_name("metrics", "server"),
-    retries=3,
-    retry_delay_seconds=[1, 3, 5],
-    retry_condition_fn=retry_on_transient,
-    timeout_seconds=60,
-    cache_policy=NO_CACHE,
-)
+# Scrapes and cancels are safe to repeat: a few quick retries on transient faults.
+_SHORT_AND_REPEATABLE: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": [1, 3, 5],
+    "retry_condition_fn": retry_on_transient,
+    "timeout_seconds": 60,
+    "cache_policy": NO_CACHE,
+}
+
+
+@task(name="collect-metrics", task_run_name=run_name("metrics", "server"), **_SHORT_AND_REPEATABLE)
 def collect_metrics(server: ServerHandle, cluster: ClusterArg = None) -> ServerMetrics:
     """Scrape the server's metrics once: throughput, latency, request counts.
 
@@ -210,15 +203,7 @@ def collect_metrics(server: ServerHandle, cluster: ClusterArg = None) -> ServerM
     return metrics
 
 
-@task(
-    name="shutdown-server",
-    task_run_name=run_name("shutdown", "server"),
-    retries=3,
-    retry_delay_seconds=[1, 3, 5],
-    retry_condition_fn=retry_on_transient,
-    timeout_seconds=60,
-    cache_policy=NO_CACHE,
-)
+@task(name="shutdown-server", task_run_name=run_name("shutdown", "server"), **_SHORT_AND_REPEATABLE)
 def shutdown_server(server: ServerHandle | str, cluster: ClusterArg = None) -> list[str]:
     """Cancel a server's job (idempotent: an ended job is not an error). Emits the shutdown
     event. In ``finally`` blocks prefer ``release_server``, which needs no Prefect API.
@@ -229,14 +214,9 @@ def shutdown_server(server: ServerHandle | str, cluster: ClusterArg = None) -> l
 
     Example: ``shutdown_server(server)``
     """
-    where = (
-        cluster_of(server, cluster) if isinstance(server, ServerHandle) else load_cluster(cluster)
-    )
-    client = client_for(where)
+    client = client_for(cluster_of(server, cluster))
     cancelled = client.shutdown(server)
-    model = (
-        server.model_name if isinstance(server, ServerHandle) else client.status(server).model_name
-    )
-    job_id = server.job_id if isinstance(server, ServerHandle) else server
-    emit_server_event("shutdown", job_id, model)
+    handle = server if isinstance(server, ServerHandle) else None
+    model = handle.model_name if handle else client.status(server).model_name
+    emit_server_event("shutdown", handle.job_id if handle else str(server), model)
     return cancelled
