@@ -53,12 +53,17 @@ def artifacts_of(flow_run_id: UUID) -> dict[str, Any]:
     return {artifact.key or f"{artifact.type}-{artifact.id}": artifact for artifact in found}
 
 
-def task_run_count(flow_run_id: UUID) -> int:
+def task_run_names(flow_run_id: UUID) -> list[str]:
     with get_client(sync_client=True) as api:
         runs = api.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
         )
-    return len(runs)
+    return sorted(run.name for run in runs)
+
+
+def flow_run_name(flow_run_id: UUID) -> str:
+    with get_client(sync_client=True) as api:
+        return api.read_flow_run(flow_run_id).name
 
 
 def library_logs(flow_run_id: UUID) -> list[str]:
@@ -119,8 +124,12 @@ def test_serve_and_run_sends_the_dataset_in_chunks_and_shuts_down(
     assert bar.data == 100.0
     assert f"launched {MODEL} as job {job_id}" in library_logs(run_id)
     # One task run per chunk, plus launch, wait, metrics and shutdown: with the default chunk
-    # size a 10 000-request dataset is 24 task runs, well under 50.
-    assert task_run_count(run_id) == 3 + 4
+    # size a 10 000-request dataset is 24 task runs, well under 50. Names say what each did.
+    assert flow_run_name(run_id) == f"serve-{MODEL}"
+    assert task_run_names(run_id) == sorted(
+        [f"launch-{MODEL}", f"wait-{job_id}", f"metrics-{job_id}", f"shutdown-{job_id}"]
+        + [f"chunk-prompts-{n}" for n in range(3)]
+    )
     default_chunk = serve_and_run.parameters.properties["chunk_size"]["default"]
     assert -(-10_000 // default_chunk) + 4 <= 50
 
@@ -200,6 +209,10 @@ def test_evaluate_runs_every_model_on_every_dataset(jobs: ClusterJobs, tmp_path:
     embeddings = read_records(embedded.workload.output)
     assert all(len(record["response"]["data"][0]["embedding"]) > 0 for record in embeddings)
     assert len({row.job_id for row in rows}) == 2
+    run_id = state.state_details.flow_run_id
+    assert flow_run_name(run_id) == f"evaluate-{MODEL}+1"
+    chunks = [name for name in task_run_names(run_id) if name.startswith("chunk-")]
+    assert chunks == sorted(["chunk-prompts-0", "chunk-prompts-1", "chunk-texts-0"] * 2)
     jobs.assert_none_left()
 
 
