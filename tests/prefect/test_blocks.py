@@ -119,3 +119,19 @@ def test_block_documents_in_the_repository_can_be_created(
     assert server.cluster.options.partition == "a40"
     assert server.api_key is not None and server.api_key.get_secret_value() == "from-env"
     assert server.launch_options().vllm_args == {"--max-model-len": 2048, "--max-num-seqs": 64}
+
+
+def test_a_crash_hook_finds_the_cluster_in_any_form_the_api_stores_it() -> None:
+    from vec_inf_flows.tasks.ownership import cluster_from_parameters
+
+    saved_id = SlurmCluster(backend="local").save("hook-test", overwrite=True)
+    unsaved = SlurmCluster.model_validate({"backend": "local"})
+    forms = [
+        {"cluster": "hook-test"},  # a name (deployments, the CLI)
+        {"cluster": {"$ref": {"block_document_id": str(saved_id)}}},  # picked in the UI
+        {"cluster": unsaved.model_dump(mode="json")},  # an object passed to an in-process run
+    ]
+    for parameters in forms:
+        found = cluster_from_parameters(parameters)
+        assert found is not None and found.backend == "local", parameters
+    assert cluster_from_parameters({}) is None

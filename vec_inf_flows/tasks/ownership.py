@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from prefect import Flow
 from prefect.client.schemas.objects import FlowRun, State
@@ -184,11 +184,13 @@ def teardown_hook(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) ->
 
 
 def cluster_from_parameters(parameters: Mapping[str, Any]) -> SlurmCluster | None:
-    """The ``cluster`` parameter of a stored flow run: a block name, or the block's fields
-    (an in-process run stores a block object's fields)."""
+    """The ``cluster`` parameter of a stored flow run: a block name, a reference to a saved
+    block (picked in the UI), or the block's fields (an in-process run stores an object's)."""
     value = parameters.get("cluster")
     if isinstance(value, str):
         return load_cluster(value)
-    if isinstance(value, dict) and "$ref" not in value:
+    if isinstance(value, dict) and isinstance(value.get("$ref"), dict):
+        return cast(SlurmCluster, SlurmCluster.load_from_ref(value["$ref"]))
+    if isinstance(value, dict):
         return SlurmCluster.model_validate(value)
     return None
