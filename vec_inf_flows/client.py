@@ -42,12 +42,6 @@ log = logging.getLogger("vec_inf_flows.client")
 JOB_NAME_MARKER = "-vec-inf-"
 
 
-def _select_backend(name: str | None) -> Backend:
-    from vec_inf_flows.backends.select import select_backend
-
-    return select_backend(name)
-
-
 def _job_id(job: str | ServerHandle) -> str:
     return job if isinstance(job, str) else job.job_id
 
@@ -82,7 +76,9 @@ class VecInfClient:
     @property
     def backend(self) -> Backend:
         if self._backend is None:
-            self._backend = _select_backend(self._backend_name)
+            from vec_inf_flows.backends.select import select_backend
+
+            self._backend = select_backend(self._backend_name)
         return self._backend
 
     @property
