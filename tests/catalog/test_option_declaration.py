@@ -45,17 +45,23 @@ def test_parsed_flags_become_launch_options() -> None:
 @pytest.mark.parametrize(
     "argv", [["--help"], ["list"], ["list", "M"], ["status", "1"], ["status"], ["launch", "M"]]
 )
-def test_building_the_cli_imports_no_pydantic_yaml_rich_or_prefect(argv: list[str]) -> None:
+def test_parsing_a_command_imports_no_pydantic_yaml_rich_or_prefect(argv: list[str]) -> None:
+    """As ``main`` parses: the launch flags are built only for the commands that take them."""
     code = (
         "import sys\n"
         "from vec_inf_flows.cli.main import build_parser, glue_dash_values\n"
-        f"try:\n    build_parser().parse_args(glue_dash_values({argv!r}))\n"
+        f"argv = glue_dash_values({argv!r})\n"
+        "try:\n    build_parser(argv).parse_args(argv)\n"
         "except SystemExit:\n    pass\n"
-        "heavy = ('pydantic', 'yaml', 'rich', 'prefect')\n"
-        "print(sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] in heavy}))\n"
+        "heavy = ('pydantic', 'yaml', 'rich', 'prefect', 'dataclasses')\n"
+        "loaded = {m.split('.')[0] for m in sys.modules if m.split('.')[0] in heavy}\n"
+        "if 'vec_inf_flows.catalog.option_declaration' in sys.modules:\n"
+        "    loaded.add('declaration')\n"
+        "print(sorted(loaded))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"')) == []
+    loaded = json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"'))
+    assert loaded == (["declaration"] if argv[0] == "launch" else [])
 
 
 def test_layers_merge_lowest_first_env_per_name_and_engine_args_per_flag() -> None:

@@ -39,6 +39,10 @@ def _add_launch_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _no_launch_options(parser: argparse.ArgumentParser) -> None:
+    """Stands in for ``_add_launch_options`` while another command is parsed."""
+
+
 def _launch_overrides(args: argparse.Namespace) -> dict[str, Any]:
     from vec_inf_flows.catalog.option_declaration import declared_options
 
@@ -58,7 +62,26 @@ def _launch_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-def build_parser() -> argparse.ArgumentParser:
+# The commands that take launch flags; only when one of them is parsed are the flags built.
+_LAUNCHING = frozenset({"launch", "run"})
+
+
+def _launch_flags_needed(argv: Sequence[str] | None) -> bool:
+    """Whether the command being parsed takes launch flags (all commands when ``argv`` is None).
+
+    ``--help``, ``list`` and ``status`` do not: they skip evaluating the options' declaration.
+    """
+    if argv is None:
+        return True
+    command = next((item for item in argv if not item.startswith("-")), None)
+    return command in _LAUNCHING
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser; given the arguments about to be parsed, it leaves out the launch flags
+    of commands that are not being parsed."""
+    with_launch_flags = _launch_flags_needed(argv)
+    add_launch_options = _add_launch_options if with_launch_flags else _no_launch_options
     parser = argparse.ArgumentParser(
         prog="vec-inf-flows",
         description="Launch OpenAI-compatible inference servers on Slurm; run pipelines on them.",
@@ -79,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     launch = command("launch", "Launch a model's inference server as a Slurm job.")
     launch.add_argument("model_name", metavar="MODEL")
-    _add_launch_options(launch)
+    add_launch_options(launch)
     launch.add_argument("--wait", action="store_true", help="Wait until the server is READY.")
     launch.add_argument("--timeout", type=float, default=1800.0, help="Seconds --wait waits.")
 
@@ -112,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     from vec_inf_flows.cli.demo import add_demo_command
     from vec_inf_flows.cli.run import add_run_command
 
-    add_run_command(commands, _add_launch_options)
+    add_run_command(commands, add_launch_options)
     add_demo_command(commands)
     return parser
 
@@ -135,8 +158,8 @@ def glue_dash_values(argv: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = build_parser()
-    args = parser.parse_args(glue_dash_values(sys.argv[1:] if argv is None else argv))
+    arguments = glue_dash_values(sys.argv[1:] if argv is None else argv)
+    args = build_parser(arguments).parse_args(arguments)
     from vec_inf_flows.cli import commands
 
     try:
