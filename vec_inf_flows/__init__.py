@@ -12,9 +12,10 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from vec_inf_flows.client import VecInfClient
+    from vec_inf_flows.handle import ServerHandle
     from vec_inf_flows.models import ServerStatus, StatusResponse
 
-__all__ = ["ServerStatus", "StatusResponse", "VecInfClient", "__version__"]
+__all__ = ["ServerHandle", "ServerStatus", "StatusResponse", "VecInfClient", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -22,6 +23,10 @@ def __getattr__(name: str) -> Any:
         from vec_inf_flows.client import VecInfClient
 
         return VecInfClient
+    if name == "ServerHandle":
+        from vec_inf_flows.handle import ServerHandle
+
+        return ServerHandle
     if name in ("ServerStatus", "StatusResponse", "LaunchResponse", "MetricsResponse"):
         from vec_inf_flows import models
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from real_engine_helpers import CLI, REPO, Sandbox, no_engine_processes_left
 from testkit import REAL_ENGINE_READY_TIMEOUT as READY_TIMEOUT
+from testkit import wait_until
 
 from vec_inf_flows.models import ServerStatus
 
@@ -68,10 +68,12 @@ def test_smollm2_chat_metrics_and_clean_shutdown(sandbox: Sandbox) -> None:
     assert metrics["kv_cache_usage"] is not None
 
     client.shutdown(launched.job_id)
-    deadline = time.monotonic() + 60
-    while client.status(launched.job_id).server_status is not ServerStatus.SHUTDOWN:
-        assert time.monotonic() < deadline
-        time.sleep(1)
+    wait_until(
+        lambda: client.status(launched.job_id).server_status is ServerStatus.SHUTDOWN,
+        60,
+        f"job {launched.job_id} to be SHUTDOWN",
+        interval=1,
+    )
     no_engine_processes_left(launched.job_id, within=30)
 
 
