@@ -85,6 +85,11 @@ def test_on_demand_deployment_runs_once_through_a_runner(jobs: ClusterJobs, tmp_
     final = read_run(flow_run)
     assert final.state is not None and final.state.is_completed(), final.state
     assert final.parameters["model_name"] == MODEL  # from the deployment
+    assert final.name == f"serve-{MODEL}"
+    with get_client(sync_client=True) as api:
+        schema = api.read_deployment_by_name("serve-and-run/on-demand").parameter_openapi_schema
+    assert schema is not None  # what the UI's form is drawn from, as the server stored it
+    assert all(prop.get("description") for prop in schema["properties"].values())
     assert sorted(record["id"] for record in read_records(output)) == [f"p{i}" for i in range(5)]
     (job_id,) = jobs.ids()  # the cluster block's log_dir and this test's index were used
     assert Path(jobs.client().status(job_id).job_dir or "").is_relative_to(jobs.log_dir)
