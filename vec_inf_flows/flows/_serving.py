@@ -15,7 +15,7 @@ from vec_inf_flows.blocks import SlurmCluster, VecInfServer
 from vec_inf_flows.catalog.options import LaunchOptions
 from vec_inf_flows.handle import ServerHandle
 from vec_inf_flows.presentation import metrics_table
-from vec_inf_flows.results import WorkloadFailed
+from vec_inf_flows.results import ServeResult, WorkloadFailed, WorkloadSummary
 from vec_inf_flows.server.metrics import ServerMetrics
 from vec_inf_flows.tasks.ownership import LaunchedServers
 from vec_inf_flows.tasks.server import collect_metrics, launch_server, shutdown_server
@@ -53,6 +53,26 @@ def best_effort_metrics(
         f"Server metrics of {server.model_name} (job {server.job_id}) after the run.",
     )
     return metrics, None
+
+
+def served(
+    server: ServerHandle,
+    launched: bool,
+    work: tuple[WorkloadSummary | None, dict[str, Any] | None],
+    cluster: SlurmCluster | None,
+) -> ServeResult:
+    """One server's result: what ``run_any`` did on it and its metrics (scraped now, before
+    any shutdown); the handle without its key."""
+    metrics, metrics_error = best_effort_metrics(server, cluster)
+    summary, custom = work
+    return ServeResult(
+        server=server.without_secret(),
+        launched=launched,
+        workload=summary,
+        custom=custom,
+        metrics=metrics,
+        metrics_error=metrics_error,
+    )
 
 
 def finish(servers: LaunchedServers, server: ServerHandle) -> None:

@@ -4,7 +4,7 @@ from prefect import flow
 
 from vec_inf_flows.blocks import SlurmCluster
 from vec_inf_flows.flows._logging import enable_library_logs
-from vec_inf_flows.flows._serving import best_effort_metrics, failed_run, run_name
+from vec_inf_flows.flows._serving import failed_run, run_name, served
 from vec_inf_flows.flows._workload import run_any
 from vec_inf_flows.results import ServeResult
 from vec_inf_flows.tasks.blocks import load_cluster
@@ -63,24 +63,14 @@ def batch_serve(
             for launched in batch.servers
         ]
         for handle in ready:
-            summary, custom = run_any(
+            work = run_any(
                 handle,
                 dataset=dataset,
                 workload=workload,
                 chunk_size=chunk_size,
                 output_dir=output_dir,
             )
-            metrics, metrics_error = best_effort_metrics(handle, where)
-            results.append(
-                ServeResult(
-                    server=handle.without_secret(),
-                    launched=True,
-                    workload=summary,
-                    custom=custom,
-                    metrics=metrics,
-                    metrics_error=metrics_error,
-                )
-            )
+            results.append(served(handle, True, work, where))
         if shutdown_server(batch.job_id, where, return_state=True).is_completed():
             servers.forget(batch.job_id)
     shortfalls = [

@@ -10,13 +10,7 @@ from vec_inf_flows.blocks import SlurmCluster, VecInfServer
 from vec_inf_flows.catalog.options import LaunchOptions, merge_options
 from vec_inf_flows.errors import ConfigError, VecInfError
 from vec_inf_flows.flows._logging import enable_library_logs
-from vec_inf_flows.flows._serving import (
-    best_effort_metrics,
-    failed_run,
-    finish,
-    run_name,
-    start_server,
-)
+from vec_inf_flows.flows._serving import failed_run, finish, run_name, served, start_server
 from vec_inf_flows.flows._workload import run_any
 from vec_inf_flows.handle import ServerHandle
 from vec_inf_flows.models import ServerStatus
@@ -162,17 +156,8 @@ def serve_and_run(
                 handle = wait_until_ready(handle, ready_timeout, poll_interval, where)
         if summary is not None and replaced:
             summary = summary.model_copy(update={"relaunches": replaced})
-        metrics, metrics_error = best_effort_metrics(handle, where)
-        launched_here = servers.owns(handle.job_id)
-        if launched_here:
+        result = served(handle, servers.owns(handle.job_id), (summary, custom), where)
+        if result.launched:
             finish(servers, handle)
-    result = ServeResult(
-        server=handle.without_secret(),
-        launched=launched_here,
-        workload=summary,
-        custom=custom,
-        metrics=metrics,
-        metrics_error=metrics_error,
-    )
     shortfall = summary.shortfall(min_success_ratio) if summary is not None else None
     return failed_run(shortfall, result) if shortfall else result
