@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from vec_inf_flows.client import VecInfClient
+    from vec_inf_flows.handle import ServerHandle
     from vec_inf_flows.lifecycle import LeaseKeeper, LeasePolicy, OwnerRecord
     from vec_inf_flows.models import ServerStatus, StatusResponse
 
@@ -19,6 +20,7 @@ __all__ = [
     "LeaseKeeper",
     "LeasePolicy",
     "OwnerRecord",
+    "ServerHandle",
     "ServerStatus",
     "StatusResponse",
     "VecInfClient",
@@ -35,6 +37,10 @@ def __getattr__(name: str) -> Any:
         from vec_inf_flows import lifecycle
 
         return getattr(lifecycle, name)
+    if name == "ServerHandle":
+        from vec_inf_flows.handle import ServerHandle
+
+        return ServerHandle
     if name in ("ServerStatus", "StatusResponse", "LaunchResponse", "MetricsResponse"):
         from vec_inf_flows import models
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from vec_inf_flows.handle import ServerHandle
 from vec_inf_flows.server_status import ServerStatus, StatusResponse
 
 __all__ = [
@@ -27,6 +28,8 @@ class LaunchResponse(_Model):
     model_name: str
     job_dir: str
     config: dict[str, Any]  # the launch config as written to the job's JSON (secrets redacted)
+    # What the other calls take (key included, never dumped: --json-mode shows the fields above).
+    handle: ServerHandle = Field(exclude=True)
 
 
 class BatchLaunchResponse(_Model):

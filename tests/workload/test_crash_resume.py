@@ -7,8 +7,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from testkit import wait_until
 
 from vec_inf_flows.sim.process import SimServer
 
@@ -35,12 +36,12 @@ def runner_command(base_url: str, source: Path, output: Path) -> list[str]:
 
 
 def wait_for_lines(output: Path, count: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
-        if output.exists() and output.read_bytes().count(b"\n") >= count:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"the runner wrote fewer than {count} records (exit {process.poll()})")
+    def written() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"the runner exited ({process.poll()}) before {count} records")
+        return output.exists() and output.read_bytes().count(b"\n") >= count
+
+    wait_until(written, 60, f"the runner to write {count} records", interval=0.02)
 
 
 def test_sigkill_half_way_then_rerun(tmp_path: Path) -> None:

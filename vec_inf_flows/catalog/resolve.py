@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
+from pydantic import SecretStr
+
 from vec_inf_flows.catalog.checks import check_gpu_count, check_site_rules, check_weights
 from vec_inf_flows.catalog.engine_args import split_top_level
 from vec_inf_flows.catalog.loader import Catalog, load_catalog
@@ -35,36 +37,23 @@ OPTIONS_SOURCE = "launch options"
 API_KEY_VARIABLE = "VEC_INF_API_KEY"
 CONTAINER_RUNTIMES: tuple[ContainerRuntime, ...] = ("apptainer", "singularity")
 _SECRET_NAME = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
-# Option fields copied as they are onto the model's settings.
-_PLAIN_FIELDS = (
-    "model_family",
-    "model_variant",
-    "partition",
-    "qos",
-    "account",
-    "time",
-    "num_nodes",
-    "gpus_per_node",
-    "cpus_per_task",
-    "mem_per_node",
-    "resource_type",
-    "exclude",
-    "nodelist",
-    "work_dir",
-    "log_dir",
-    "model_weights_parent_dir",
-    "venv",
-    "container_image",
-    "hf_model",
-    "python",
-    "data_type",
+# Options with their own rules; every other option is copied as it is onto the model's settings.
+_SPECIAL_FIELDS = frozenset(
+    {"engine", "model_type", "vocab_size", "bind", "env", "vllm_args", "sglang_args"}
 )
+_PLAIN_FIELDS = tuple(name for name in LaunchOptions.model_fields if name not in _SPECIAL_FIELDS)
 
 
 def resolve(
-    model_name: str, options: LaunchOptions | None = None, catalog: Catalog | None = None
+    model_name: str,
+    options: LaunchOptions | None = None,
+    catalog: Catalog | None = None,
+    api_key: SecretStr | str | None = None,
 ) -> LaunchSpec:
-    """The launch spec for one server: catalog entry, then options, validated after merging."""
+    """The launch spec for one server: catalog entry, then options, validated after merging.
+
+    ``api_key`` is the key the server will require (kept in the spec's secrets only).
+    """
     require_model_name(model_name)
     options = options or LaunchOptions()
     if catalog is None:
@@ -77,7 +66,7 @@ def resolve(
         # The simulator runs from this interpreter; a model's engine venv (the real vLLM's)
         # is not needed and may not exist on a machine that only runs the simulator.
         config = config.model_copy(update={"venv": None})
-    return build_spec(config, options, catalog.rules)
+    return build_spec(config, options, catalog.rules, api_key)
 
 
 def resolve_batch(
@@ -140,7 +129,10 @@ def args_family(engine: Engine) -> str:
 
 
 def build_spec(
-    config: ModelConfig, options: LaunchOptions, rules: SiteRules | None = None
+    config: ModelConfig,
+    options: LaunchOptions,
+    rules: SiteRules | None = None,
+    api_key: SecretStr | str | None = None,
 ) -> LaunchSpec:
     engine = config.engine
     args: dict[str, ArgValue] = dict(config.sglang_args if engine == "sglang" else config.vllm_args)
@@ -152,9 +144,10 @@ def build_spec(
     model_path = _model_path(config)
     check_weights(config, model_path, strict=bool(options.strict))
     env, secret_env = split_secrets(config.env)
-    if options.api_key is not None:
+    if api_key is not None:
+        key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         secret_env = [(n, v) for n, v in secret_env if n != API_KEY_VARIABLE]
-        secret_env.append((API_KEY_VARIABLE, options.api_key.get_secret_value()))
+        secret_env.append((API_KEY_VARIABLE, key))
     venv, container = _environment(config, model_path)
     return LaunchSpec(
         model_name=config.model_name,

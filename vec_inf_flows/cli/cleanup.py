@@ -13,7 +13,7 @@ from vec_inf_flows.cli import render
 
 
 def cleanup_command(args: argparse.Namespace, console: Any) -> int:
-    from vec_inf_flows.client import VecInfClient
+    from vec_inf_flows.cli.clients import client_for
     from vec_inf_flows.logcleanup import (
         CleanupFilter,
         clean_logs,
@@ -21,7 +21,7 @@ def cleanup_command(args: argparse.Namespace, console: Any) -> int:
         live_job_ids,
     )
 
-    client = VecInfClient()
+    client = client_for(args)
     root = Path(args.log_dir).expanduser() if args.log_dir else default_log_root()
     selection = CleanupFilter(args.model_family, args.model_name, args.job_id, args.before_job_id)
     live = live_job_ids(client.backend.list_jobs())  # one squeue: whose folders must stay

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from vec_inf_flows.cli import render, replicas
+from vec_inf_flows.cli.clients import client_for
 from vec_inf_flows.compat import shapes
 from vec_inf_flows.server_status import StatusResponse
 
@@ -40,8 +40,6 @@ class LazyConsole:
 def dispatch(args: argparse.Namespace, overrides: Overrides) -> int:
     # In --json-mode stdout carries only JSON; progress and notes go to stderr.
     console = LazyConsole(stderr=bool(getattr(args, "json_mode", False)))
-    if getattr(args, "backend", None):
-        os.environ["VEC_INF_BACKEND"] = args.backend  # flows and tasks build clients too
     if args.command == "run":
         from vec_inf_flows.cli.run import run_command
 
@@ -54,11 +52,7 @@ def dispatch(args: argparse.Namespace, overrides: Overrides) -> int:
     return handler(args, overrides, console)
 
 
-def _client() -> VecInfClient:
-    """Imported when a command needs it: ``list`` does not."""
-    from vec_inf_flows.client import VecInfClient
-
-    return VecInfClient()
+_client = client_for
 
 
 def _launch(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
@@ -66,7 +60,7 @@ def _launch(args: argparse.Namespace, overrides: Overrides, console: LazyConsole
         return replicas.launch(args, overrides, console)
     from vec_inf_flows.cli.watch import launch_controls, wait_holding_lease
 
-    client = _client()
+    client = _client(args)
     controls = launch_controls(args)
     options = overrides(args)
     options.update({key: getattr(args, key) for key in ("config", "strict") if getattr(args, key)})
@@ -106,7 +100,7 @@ def _wait_showing(
 
 def _batch_launch(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
     shared = {key: getattr(args, key) for key in ("account", "work_dir") if getattr(args, key)}
-    response = _client().batch_launch(args.model_names, args.batch_config, options=shared)
+    response = _client(args).batch_launch(args.model_names, args.batch_config, options=shared)
     if args.json_mode:
         render.print_json(console, shapes.batch_json(response))
     else:
@@ -123,8 +117,8 @@ def _print_status(console: LazyConsole, status: StatusResponse, json_mode: bool)
 
 def _status(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
     if replicas.has_group_ids(args.job_ids):
-        return replicas.status(args.job_ids, args.json_mode, console)
-    client = _client()
+        return replicas.status(_client(args), args.job_ids, args.json_mode, console)
+    client = _client(args)
     if len(args.job_ids) == 1:
         _print_status(console, client.status(args.job_ids[0]), args.json_mode)
         return 0
@@ -152,8 +146,10 @@ def _cleanup(args: argparse.Namespace, overrides: Overrides, console: LazyConsol
 
 def _shutdown(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
     if replicas.has_group_ids(args.job_ids):
-        return replicas.shutdown(args.job_ids, args.json_mode, console)
-    ids = _client().shutdown(args.job_ids, force=args.force, wait=args.wait, timeout=args.timeout)
+        return replicas.shutdown(_client(args), args.job_ids, args.json_mode, console)
+    ids = _client(args).shutdown(
+        args.job_ids, force=args.force, wait=args.wait, timeout=args.timeout
+    )
     if args.json_mode:
         render.print_json(console, {"shutdown": ids})
     else:
@@ -170,8 +166,8 @@ def _list(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) 
 
 def _wait(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
     if replicas.has_group_ids([args.job_id]):
-        return replicas.wait(args, console)
-    status = _wait_showing(_client(), args.job_id, args, console)
+        return replicas.wait(_client(args), args, console)
+    status = _wait_showing(_client(args), args.job_id, args, console)
     _print_status(console, status, args.json_mode)
     return 0
 

@@ -14,39 +14,23 @@ from typing import Any
 
 from vec_inf_flows import __version__
 
-# Launch options, with the anchor's flag names so its users' habits carry over.
-_LAUNCH_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
-    (("--model-family",), {"help": "Model family (also the log sub-directory)."}),
-    (("--model-variant",), {"help": "Model variant."}),
-    (("--partition",), {"help": "Slurm partition."}),
-    (("--qos",), {"help": "Slurm QoS."}),
-    (("-A", "--account"), {"help": "Slurm account (optional where the cluster needs none)."}),
-    (("--time",), {"help": "Time limit, HH:MM:SS or D-HH:MM:SS."}),
-    (("--num-nodes",), {"type": int, "help": "Number of nodes."}),
-    (("--gpus-per-node",), {"type": int, "help": "GPUs per node."}),
-    (("--cpus-per-task",), {"type": int, "help": "CPUs per task."}),
-    (("--mem-per-node",), {"help": "Memory per node, e.g. 64G."}),
-    (("--resource-type",), {"help": "GPU type, rendered as --gres=gpu:TYPE:N."}),
-    (("--exclude",), {"help": "Nodes to exclude."}),
-    (("--nodelist",), {"help": "Nodes to run on."}),
-    (("-D", "--work-dir"), {"help": "Working directory of the job."}),
-    (("--log-dir",), {"help": "Root of the log tree (default ~/.vec-inf-logs)."}),
-    (("--model-weights-parent-dir",), {"help": "Directory holding the model weight folders."}),
-    (("--bind",), {"help": "Extra container bind paths, comma separated."}),
-    (("--env",), {"help": "Environment for the job: 'K=V,K2=V2'."}),
-    (("--venv",), {"help": "Virtual environment to activate, or apptainer / singularity."}),
-    (("--container-image",), {"help": "Container image for container mode."}),
-    (("--engine",), {"choices": ["vllm", "sglang", "sim"], "help": "Inference engine."}),
-    (("--vllm-args",), {"help": "vLLM args: '--max-model-len=65536,--compilation-config=3'."}),
-    (("--sglang-args",), {"help": "SGLang args, same form as --vllm-args."}),
-    (("--hf-model",), {"help": "Hub id to serve when no local weights exist."}),
-]
-
 
 def _add_launch_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per declared launch option (``catalog.option_declaration``, no pydantic),
+    with the anchor's flag names so its users' habits carry over."""
+    from vec_inf_flows.catalog.option_declaration import declared_options
+
     group = parser.add_argument_group("launch options")
-    for flags, kwargs in _LAUNCH_FLAGS:
-        group.add_argument(*flags, default=None, **kwargs)
+    for declared in declared_options():
+        option = declared.option
+        if not option.flags:
+            continue
+        extra: dict[str, Any] = {"type": int} if declared.value_type is int else {}
+        if option.choices:
+            extra["choices"] = list(option.choices)
+        group.add_argument(
+            *option.flags, dest=declared.name, default=None, help=option.description, **extra
+        )
     group.add_argument(
         "--api-key-env",
         metavar="VAR",
@@ -86,13 +70,18 @@ def _add_watch_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _no_launch_options(parser: argparse.ArgumentParser) -> None:
+    """Stands in for ``_add_launch_options`` while another command is parsed."""
+
+
 def _launch_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    from vec_inf_flows.catalog.option_declaration import declared_options
+
     overrides: dict[str, Any] = {}
-    for flags, _ in _LAUNCH_FLAGS:
-        dest = flags[-1].lstrip("-").replace("-", "_")
-        value = getattr(args, dest, None)
+    for declared in declared_options():
+        value = getattr(args, declared.name, None) if declared.option.flags else None
         if value is not None:
-            overrides[dest] = value
+            overrides[declared.name] = value
     key_var = getattr(args, "api_key_env", None) or "VEC_INF_API_KEY"
     key = os.environ.get(key_var)
     if getattr(args, "api_key_env", None) and not key:
@@ -212,9 +201,27 @@ _COMMANDS: dict[str, tuple[str, Builder]] = {
 }
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+# The commands that take launch flags; only when one of them is parsed are the flags built.
+_LAUNCHING = frozenset({"launch", "run"})
+
+
+def _launch_flags_needed(argv: Sequence[str] | None) -> bool:
+    """Whether the command being parsed takes launch flags (all commands when ``argv`` is None).
+
+    ``--help``, ``list`` and ``status`` do not: they skip evaluating the options' declaration.
+    """
+    if argv is None:
+        return True
+    command = next((item for item in argv if not item.startswith("-")), None)
+    return command in _LAUNCHING
+
+
+def build_parser(only: str | None = None, *, launch_flags: bool = True) -> argparse.ArgumentParser:
     """The CLI's parser; ``only`` builds just that plain command (what a command line needs,
-    at a fraction of the start-up cost of building all of them)."""
+    at a fraction of the start-up cost of building all of them), and without ``launch_flags``
+    the commands that take launch options are listed but not built (the line parses another).
+    """
+    add_launch_options = _add_launch_options if launch_flags else _no_launch_options
     parser = argparse.ArgumentParser(
         prog="vec-inf-flows",
         description="Launch OpenAI-compatible inference servers on Slurm; run pipelines on them.",
@@ -232,12 +239,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             help="Where jobs run (default: $VEC_INF_BACKEND, else Slurm when it answers, "
             "else local processes).",
         )
+        if name == "launch" and not launch_flags:
+            continue  # listed for --help; the line being parsed is another command's
         build(sub)
     if only is None:
         from vec_inf_flows.cli.demo import add_demo_command
         from vec_inf_flows.cli.run import add_run_command
 
-        add_run_command(commands, _add_launch_options)
+        add_run_command(commands, add_launch_options)
         add_demo_command(commands)
     return parser
 
@@ -282,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     warnings.showwarning = _show_warning
     line = glue_dash_values(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(_requested_command(line))
+    parser = build_parser(_requested_command(line), launch_flags=_launch_flags_needed(line))
     args = parser.parse_args(line)
     from vec_inf_flows.cli import commands
 

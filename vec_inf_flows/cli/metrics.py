@@ -65,9 +65,9 @@ def _why(status: StatusResponse) -> str:
 
 
 def metrics_command(args: argparse.Namespace, console: Any) -> int:
-    from vec_inf_flows.client import VecInfClient
+    from vec_inf_flows.cli.clients import client_for
 
-    stream = frames(VecInfClient(), args.job_id, args.interval)
+    stream = frames(client_for(args), args.job_id, args.interval)
     if args.once:
         frame = next(stream)
         if isinstance(frame, Waiting):

@@ -15,6 +15,9 @@ from vec_inf_flows.server_status import ServerStatus, StatusResponse
 if TYPE_CHECKING:
     from vec_inf_flows.models import BatchLaunchResponse, LaunchResponse
 
+from vec_inf_flows.presentation import Table as Rows
+from vec_inf_flows.presentation import compact, engine_arg_rows, launch_rows
+
 Table = BoxTable
 __all__ = ["Table", "show"]
 
@@ -50,70 +53,14 @@ def key_value_table(title: str, rows: Iterable[tuple[str, Cell]]) -> Table:
     return table
 
 
-def _engine_label(engine: str) -> str:
-    return {"vllm": "vLLM", "sglang": "SGLang", "sim": "Simulator (vLLM interface)"}.get(
-        engine, engine
-    )
-
-
-def _engine_arg_rows(
-    engine: str, args: Mapping[str, Any], indent: str = "  "
-) -> list[tuple[str, str]]:
-    if not args:
-        return []
-    title = {"sglang": "SGLang Arguments:"}.get(engine, "vLLM Arguments:")
-    rows = [(title, "")]
-    for flag, value in args.items():
-        shown = "" if value is True else ("false" if value is False else _compact(value))
-        rows.append((f"{indent}{flag}:", shown))
-    return rows
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value) if isinstance(value, dict | list) else str(value)
-
-
-def launch_rows(response: LaunchResponse) -> list[tuple[str, str]]:
-    config = response.config
-    resources: Mapping[str, Any] = config.get("resources", {})
-    rows = [
-        ("Slurm Job ID", response.job_id),
-        ("Job Name", response.job_name),
-        ("Model Name", response.model_name),
-        ("Model Type", str(config.get("model_type", ""))),
-        ("Vocabulary Size", str(config.get("vocab_size", ""))),
-    ]
-    optional = [
-        ("Account", resources.get("account")),
-        ("Working Directory", resources.get("work_dir")),
-        ("Partition", resources.get("partition")),
-        ("QoS", resources.get("qos")),
-        ("Resource Type", resources.get("resource_type")),
-    ]
-    rows += [(key, str(value)) for key, value in optional if value]
-    rows += [
-        ("Time Limit", str(resources.get("time", ""))),
-        ("Num Nodes", str(resources.get("num_nodes", ""))),
-        ("GPUs/Node", str(resources.get("gpus_per_node", ""))),
-        ("CPUs/Task", str(resources.get("cpus_per_task", ""))),
-        ("Memory/Node", str(resources.get("mem_per_node") or "default")),
-    ]
-    if config.get("venv"):
-        rows.append(("Virtual Environment", str(config["venv"])))
-    container = config.get("container")
-    if container:
-        rows.append(("Container", f"{container.get('runtime')} {container.get('image')}"))
-    rows += [
-        ("Model Weights Directory", str(config.get("model_path", ""))),
-        ("Log Directory", response.job_dir),
-        ("Inference Engine", _engine_label(str(config.get("engine", "")))),
-    ]
-    rows += _engine_arg_rows(str(config.get("engine", "")), config.get("engine_args", {}))
-    env = {**config.get("env", {}), **config.get("secret_env", {})}
-    if env:
-        rows.append(("Environment:", ""))
-        rows += [(f"  {name}:", str(value)) for name, value in env.items()]
-    return rows
+def terminal_table(rows: Rows) -> Table:
+    """A presentation table (the same rows the artifacts and the README show) for the terminal."""
+    if len(rows.columns) == 2 and rows.columns[0] == rows.title:
+        return key_value_table(rows.title, [(key, value) for key, value in rows.rows])
+    table = BoxTable(list(rows.columns))
+    for row in rows.rows:
+        table.add_row(*row)
+    return table
 
 
 def launch_table(response: LaunchResponse) -> Table:
@@ -190,9 +137,9 @@ def model_config_rows(name: str, config: Mapping[str, Any]) -> list[tuple[str, s
         skip = ("model_name", "vllm_args", "sglang_args", "env")
         if key in skip or value in (None, "", {}, []):
             continue
-        rows.append((key, _compact(value)))
+        rows.append((key, compact(value)))
     args = config.get("sglang_args" if engine == "sglang" else "vllm_args") or {}
-    rows += _engine_arg_rows(engine, args)
+    rows += engine_arg_rows(engine, args)
     return rows
 
 

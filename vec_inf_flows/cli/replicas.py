@@ -17,6 +17,7 @@ from vec_inf_flows.cli.render import Table
 from vec_inf_flows.errors import ConfigError
 
 if TYPE_CHECKING:
+    from vec_inf_flows.client import VecInfClient
     from vec_inf_flows.replicas import GroupRecord, GroupStatus, ReplicaGroup
 
 Overrides = Callable[[argparse.Namespace], dict[str, Any]]
@@ -79,12 +80,12 @@ def _plan(args: argparse.Namespace, overrides: dict[str, Any]) -> Any:
 
 
 def launch(args: argparse.Namespace, overrides: Overrides, console: Any) -> int:
-    from vec_inf_flows.client import VecInfClient
+    from vec_inf_flows.cli.clients import client_for
     from vec_inf_flows.replicas import ReplicaGroup
 
     if args.replicas < 1:
         raise ConfigError(f"--replicas must be at least 1 (got {args.replicas}).")
-    group = ReplicaGroup.launch(VecInfClient(), _plan(args, overrides(args)))
+    group = ReplicaGroup.launch(client_for(args), _plan(args, overrides(args)))
     if args.json_mode:
         render.print_json(console, group.record.model_dump(mode="json"))
     else:
@@ -94,12 +95,10 @@ def launch(args: argparse.Namespace, overrides: Overrides, console: Any) -> int:
     return 0
 
 
-def status(ids: Sequence[str], json_mode: bool, console: Any) -> int:
-    from vec_inf_flows.client import VecInfClient
+def status(client: VecInfClient, ids: Sequence[str], json_mode: bool, console: Any) -> int:
     from vec_inf_flows.replicas import ReplicaGroup, group_status
     from vec_inf_flows.replicas.ids import is_group_id
 
-    client = VecInfClient()
     answers: list[Any] = []
     for value in ids:
         if is_group_id(value):
@@ -119,13 +118,11 @@ def status(ids: Sequence[str], json_mode: bool, console: Any) -> int:
     return 0
 
 
-def shutdown(ids: Sequence[str], json_mode: bool, console: Any) -> int:
-    from vec_inf_flows.client import VecInfClient
+def shutdown(client: VecInfClient, ids: Sequence[str], json_mode: bool, console: Any) -> int:
     from vec_inf_flows.jobs import JobId
     from vec_inf_flows.replicas import ReplicaGroup
     from vec_inf_flows.replicas.ids import check_group_id, is_group_id
 
-    client = VecInfClient()
     # Every id is checked before anything is stopped.
     groups = [ReplicaGroup.load(client, check_group_id(v)) for v in ids if is_group_id(v)]
     jobs = [str(JobId.parse(v)) for v in ids if not is_group_id(v)]
@@ -143,11 +140,10 @@ def shutdown(ids: Sequence[str], json_mode: bool, console: Any) -> int:
     return 0
 
 
-def wait(args: argparse.Namespace, console: Any) -> int:
-    from vec_inf_flows.client import VecInfClient
+def wait(client: VecInfClient, args: argparse.Namespace, console: Any) -> int:
     from vec_inf_flows.replicas import ReplicaGroup
 
-    group = ReplicaGroup.load(VecInfClient(), args.job_id)
+    group = ReplicaGroup.load(client, args.job_id)
     _print_status(console, _wait_showing(group, args, console), args.json_mode)
     return 0
 

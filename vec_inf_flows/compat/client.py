@@ -218,12 +218,21 @@ def _option_values(options: LaunchOptions | dict[str, Any] | None) -> dict[str, 
     return {key: value for key, value in values.items() if value is not None}
 
 
+# Our states vec-inf has no word for: a server being stopped is on its way to SHUTDOWN; a job
+# that is no server at all is what vec-inf calls UNAVAILABLE.
+_THEIR_WORD = {"STOPPING": ModelStatus.SHUTDOWN, "FOREIGN": ModelStatus.UNAVAILABLE}
+
+
+def _model_status(ours: str) -> ModelStatus:
+    return _THEIR_WORD.get(ours) or ModelStatus(ours)
+
+
 def _status(status: CoreStatus) -> StatusResponse:
     fields = shapes.status_fields(status)
     return StatusResponse(
         model_name=status.model_name,
         log_dir=status.job_dir or "",
-        server_status=ModelStatus(status.server_status.value),
+        server_status=_model_status(status.server_status.value),
         job_state=(status.slurm_state or status.server_status.value).split()[0],
         raw_output=json.dumps(status.model_dump(mode="json")),
         base_url=fields["base_url"],

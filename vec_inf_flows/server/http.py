@@ -195,50 +195,6 @@ def _client_status(
         connection.close()
 
 
-async def check_health_async(
-    url: str, timeout: float = DEFAULT_TIMEOUT, client: httpx.AsyncClient | None = None
-) -> HealthResult:
-    """Async ``check_health``; a whole-call deadline guards against a trickling server."""
-    import asyncio
-
-    import httpx
-
-    try:
-        target = health_url(url)
-    except ServerError as error:
-        return HealthResult(url, None, str(error))
-    try:
-        async with asyncio.timeout(timeout):
-            if client is not None:
-                return _result(target, await client.get(target, timeout=timeout))
-            async with httpx.AsyncClient(
-                timeout=timeout, trust_env=False, verify=_verify([url])
-            ) as own:
-                return _result(target, await own.get(target))
-    except TimeoutError:
-        return HealthResult(target, None, f"no answer within {timeout:g} s")
-    except httpx.HTTPError as error:
-        return HealthResult(target, None, _describe(error, timeout))
-
-
-async def check_health_many_async(
-    urls: Sequence[str], timeout: float = DEFAULT_TIMEOUT
-) -> dict[str, HealthResult]:
-    """Probe many servers at once: the total time is about one timeout, not one per server."""
-    import asyncio
-
-    import httpx
-
-    unique = list(dict.fromkeys(urls))
-    async with httpx.AsyncClient(
-        timeout=timeout, trust_env=False, verify=_verify(unique)
-    ) as client:
-        results = await asyncio.gather(
-            *(check_health_async(url, timeout, client) for url in unique)
-        )
-    return dict(zip(unique, results, strict=True))
-
-
 MAX_PROBE_THREADS = 32
 
 

@@ -10,22 +10,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 
 from vec_inf_flows.errors import ConfigError
+from vec_inf_flows.handle import MAX_NUM_SEQS_NAMES, max_num_seqs, positive_int
+
+__all__ = ["DEFAULT_CONCURRENCY", "concurrency_for", "max_num_seqs", "max_num_seqs_from_job_json"]
 
 DEFAULT_CONCURRENCY = 16  # when nothing says what the server can take
-_NAMES = frozenset({"--max-num-seqs", "max-num-seqs", "max_num_seqs"})
-
-
-def max_num_seqs(engine_args: Mapping[str, object] | Iterable[tuple[str, object]]) -> int | None:
-    """``--max-num-seqs`` from a mapping, or from ``(flag, value)`` pairs as in ``LaunchSpec``."""
-    pairs = engine_args.items() if isinstance(engine_args, Mapping) else engine_args
-    for name, value in pairs:
-        if name in _NAMES:
-            return _positive(value)
-    return None
+_NAMES = frozenset(MAX_NUM_SEQS_NAMES)
 
 
 def max_num_seqs_from_job_json(path: str | Path) -> int | None:
@@ -96,11 +90,11 @@ def _search(node: object) -> int | None:
     if isinstance(node, dict):
         for key, value in node.items():
             if key in _NAMES:
-                return _positive(value)
+                return positive_int(value)
         children: Iterable[object] = node.values()
     elif isinstance(node, list):
         if len(node) == 2 and isinstance(node[0], str) and node[0] in _NAMES:
-            return _positive(node[1])
+            return positive_int(node[1])
         children = node
     else:
         return None
@@ -109,13 +103,3 @@ def _search(node: object) -> int | None:
         if found is not None:
             return found
     return None
-
-
-def _positive(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        number = int(str(value))
-    except ValueError:
-        return None
-    return number if number > 0 else None

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar
 
 from vec_inf_flows.errors import ConfigError
 from vec_inf_flows.workload.request import InputLineError, WorkRequest, build_request, derived_id
@@ -48,10 +48,17 @@ def detect_format(path: Path, explicit: str | None = None) -> InputFormat:
 class Chunk:
     """A run of ``count`` consecutive records starting at ``start_line`` / ``start_offset``."""
 
+    # pydantic reads the attribute docstrings below as descriptions (task-parameter forms).
+    __pydantic_config__: ClassVar[dict[str, bool]] = {"use_attribute_docstrings": True}
+
     index: int
+    """Position of the chunk in the dataset, from 0."""
     start_line: int
+    """Line number of its first record, from 1."""
     start_offset: int
+    """Byte offset of its first record in the file."""
     count: int
+    """Records in the chunk."""
 
     @property
     def name(self) -> str:
