@@ -49,9 +49,9 @@ def test_parsing_a_command_imports_no_pydantic_yaml_rich_or_prefect(argv: list[s
     """As ``main`` parses: the launch flags are built only for the commands that take them."""
     code = (
         "import sys\n"
-        "from vec_inf_flows.cli.main import build_parser, glue_dash_values\n"
+        "from vec_inf_flows.cli.main import glue_dash_values, parser_for\n"
         f"argv = glue_dash_values({argv!r})\n"
-        "try:\n    build_parser(argv).parse_args(argv)\n"
+        "try:\n    parser_for(argv).parse_args(argv)\n"
         "except SystemExit:\n    pass\n"
         "heavy = ('pydantic', 'yaml', 'rich', 'prefect', 'dataclasses')\n"
         "loaded = {m.split('.')[0] for m in sys.modules if m.split('.')[0] in heavy}\n"

@@ -37,9 +37,11 @@ OPTIONS_SOURCE = "launch options"
 API_KEY_VARIABLE = "VEC_INF_API_KEY"
 CONTAINER_RUNTIMES: tuple[ContainerRuntime, ...] = ("apptainer", "singularity")
 _SECRET_NAME = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
-# Options with their own rules; every other option is copied as it is onto the model's settings.
+# Options with their own rules, and options about the launch itself (a config file to read,
+# checks to harden); every other option is copied as it is onto the model's settings.
 _SPECIAL_FIELDS = frozenset(
     {"engine", "model_type", "vocab_size", "bind", "env", "vllm_args", "sglang_args"}
+    | {"config", "strict"}
 )
 _PLAIN_FIELDS = tuple(name for name in LaunchOptions.model_fields if name not in _SPECIAL_FIELDS)
 

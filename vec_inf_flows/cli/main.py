@@ -119,7 +119,7 @@ def _launch_command(launch: argparse.ArgumentParser) -> None:
     )
     launch.add_argument("--timeout", type=float, default=1800.0, help="Seconds --wait waits.")
     _add_watch_options(launch)
-    from vec_inf_flows.cli.replicas import add_replica_options
+    from vec_inf_flows.cli.replica_flags import add_replica_options
 
     add_replica_options(launch)
 
@@ -251,6 +251,12 @@ def build_parser(only: str | None = None, *, launch_flags: bool = True) -> argpa
     return parser
 
 
+def parser_for(line: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser a command line needs: only its plain command, and launch flags only for the
+    commands that take them."""
+    return build_parser(_requested_command(line), launch_flags=_launch_flags_needed(line))
+
+
 def _requested_command(argv: Sequence[str]) -> str | None:
     """The plain command named on the line, if any (options never precede it)."""
     first = next((item for item in argv if not item.startswith("-")), None)
@@ -291,8 +297,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     warnings.showwarning = _show_warning
     line = glue_dash_values(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(_requested_command(line), launch_flags=_launch_flags_needed(line))
-    args = parser.parse_args(line)
+    args = parser_for(line).parse_args(line)
     from vec_inf_flows.cli import commands
 
     try:

@@ -23,34 +23,6 @@ if TYPE_CHECKING:
 Overrides = Callable[[argparse.Namespace], dict[str, Any]]
 
 
-def add_replica_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("replicas (one model served by several jobs)")
-    group.add_argument(
-        "--replicas",
-        type=int,
-        metavar="N",
-        help="Launch N independent jobs for the model as one group (status/shutdown take its "
-        "group id).",
-    )
-    group.add_argument(
-        "--router",
-        choices=["job", "local", "none"],
-        default="job",
-        help="One OpenAI endpoint in front of the replicas (vllm-router): its own CPU job "
-        "(default), a process on this machine, or none.",
-    )
-    group.add_argument(
-        "--router-policy",
-        choices=["round_robin", "random", "cache_aware"],
-        default="round_robin",
-        help="How the router spreads requests.",
-    )
-    group.add_argument("--max-gpus", type=int, help="GPUs the group may hold at once.")
-    group.add_argument(
-        "--max-concurrent-replicas", type=int, help="Replicas the group may queue at once."
-    )
-
-
 def has_group_ids(ids: Sequence[str]) -> bool:
     from vec_inf_flows.replicas.ids import is_group_id
 
@@ -63,11 +35,14 @@ def _plan(args: argparse.Namespace, overrides: dict[str, Any]) -> Any:
     from vec_inf_flows.catalog.options import LaunchOptions
     from vec_inf_flows.replicas import ReplicaPlan, RouterSettings
 
+    options = dict(overrides)
+    api_key = options.pop("api_key", None)
     try:
         return ReplicaPlan(
             model_name=args.model_name,
             replicas=args.replicas,
-            options=LaunchOptions.model_validate(overrides),
+            options=LaunchOptions.model_validate(options),
+            api_key=api_key,
             max_gpus=args.max_gpus,
             max_concurrent=args.max_concurrent_replicas,
             router=RouterSettings(place=args.router, policy=args.router_policy),

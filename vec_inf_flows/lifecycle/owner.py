@@ -15,7 +15,7 @@ import socket
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 TOOL = "vec-inf-flows"
 
@@ -25,13 +25,17 @@ class OwnerRecord(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    user: str
-    host: str
-    pid: int
-    started_at: float  # the owner's clock when it launched: for people, never compared
-    tool: str = TOOL
-    prefect_api_url: str | None = None
-    flow_run_id: str | None = None
+    user: str = Field(description="User that launched the job.")
+    host: str = Field(description="Host the launching process ran on.")
+    pid: int = Field(description="Process id of the launching process on that host.")
+    started_at: float = Field(
+        description="The owner's clock when it launched (for people; never compared)."
+    )
+    tool: str = Field(default=TOOL, description="The tool that launched it.")
+    prefect_api_url: str | None = Field(
+        default=None, description="API URL of the Prefect server of the owning flow run."
+    )
+    flow_run_id: str | None = Field(default=None, description="Id of the owning flow run.")
 
     @classmethod
     def current(

@@ -110,7 +110,9 @@ class ReplicaGroup:
         with self._lock:
             if self.record.ended_at is not None:
                 raise ServerError(f"Replica group {self.group_id} is shut down.")
-            launched = self.client.launch(self.plan.model_name, self.plan.options, labels=labels)
+            launched = self.client.launch(
+                self.plan.model_name, self.plan.options, api_key=self.plan.api_key, labels=labels
+            )
             member = Member(
                 job_id=launched.job_id,
                 backend=getattr(self.client.backend, "name", "slurm"),

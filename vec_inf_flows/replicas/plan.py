@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from vec_inf_flows.catalog.options import LaunchOptions
 from vec_inf_flows.replicas.budget import GpuBudget
@@ -44,6 +44,7 @@ class ReplicaPlan(BaseModel):
     model_name: str
     replicas: int = Field(default=1, ge=1, le=1024)
     options: LaunchOptions = Field(default_factory=LaunchOptions)
+    api_key: SecretStr | None = None  # the key every replica requires (never dumped in clear)
     relaunches: int | None = Field(
         default=None, ge=0
     )  # replacements allowed; None: one per replica
