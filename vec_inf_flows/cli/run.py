@@ -9,7 +9,6 @@ import argparse
 import json
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from vec_inf_flows.errors import ConfigError
@@ -113,12 +112,13 @@ def run_command(args: argparse.Namespace, launch_options: dict[str, Any], consol
 def check_inputs(params: dict[str, Any]) -> None:
     """Refuse bad input in one line before Prefect starts, rather than as a failed flow run:
     missing request files, unknown models, invalid launch options, an unknown job id."""
+    from vec_inf_flows.workload.checks import check_dataset, check_output_file
+
     for name in (params.get("dataset"), *params.get("datasets", ())):
-        if name is not None and not Path(name).expanduser().is_file():
-            raise ConfigError(f"Input file {name} does not exist.")
-    output = params.get("output")
-    if output is not None and not Path(output).expanduser().resolve().parent.is_dir():
-        raise ConfigError(f"Cannot write {output}: its directory does not exist.")
+        if name is not None:
+            check_dataset(name)
+    if params.get("output") is not None:
+        check_output_file(params["output"])
     models = [params["model_name"]] if params.get("model_name") else list(params.get("models", ()))
     if models:
         from vec_inf_flows.catalog.options import LaunchOptions

@@ -5,6 +5,7 @@ from typing import Any
 from prefect import flow
 
 from vec_inf_flows.artifacts import publish_launch_table
+from vec_inf_flows.flows._inputs import check_parameters
 from vec_inf_flows.flows._lifecycle import enable_library_logs, launched_servers, teardown_hook
 from vec_inf_flows.flows._workload import run_any
 from vec_inf_flows.flows.serve_and_run import best_effort_metrics, finish
@@ -31,6 +32,7 @@ def batch_serve(
 
     The same dataset or workload runs on every model; one row per model comes back.
     """
+    check_parameters(locals())  # before anything is launched
     enable_library_logs()
     cluster = load_cluster(cluster_block)
     results: list[dict[str, Any]] = []

@@ -16,6 +16,7 @@ from prefect import flow
 from vec_inf_flows.artifacts import publish_table
 from vec_inf_flows.blocks import LaunchOverrides
 from vec_inf_flows.errors import ConfigError
+from vec_inf_flows.flows._inputs import check_parameters
 from vec_inf_flows.flows._lifecycle import (
     LaunchedServers,
     enable_library_logs,
@@ -133,6 +134,7 @@ def evaluate(
     holds a slot of that Prefect global concurrency limit per server, shared across runs.
     ``model_options`` maps a model name to options laid over ``launch_options`` for it alone.
     """
+    check_parameters(locals())  # before anything is launched
     enable_library_logs()
     if not models or not datasets:
         raise ConfigError("evaluate needs at least one model and one dataset.")

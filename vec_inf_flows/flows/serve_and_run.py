@@ -9,6 +9,7 @@ from prefect import flow
 from vec_inf_flows.artifacts import metrics_rows, publish_launch_table, publish_table
 from vec_inf_flows.blocks import LaunchOverrides, SlurmCluster, VecInfServer
 from vec_inf_flows.errors import ConfigError, VecInfError
+from vec_inf_flows.flows._inputs import check_parameters
 from vec_inf_flows.flows._lifecycle import (
     LaunchedServers,
     enable_library_logs,
@@ -126,6 +127,7 @@ def serve_and_run(
     ``relaunches`` times) and the dataset goes on where it stopped: requests already answered
     are in the output and are not sent again.
     """
+    check_parameters(locals())  # before anything is launched
     enable_library_logs()
     server = load_server(server_block)
     cluster = load_cluster(cluster_block) or (server.cluster if server else None)
