@@ -65,6 +65,7 @@ logger = logging.getLogger("vec_inf_flows")
 # servers by the first; a retried launch finds the job an earlier attempt submitted by the second.
 FLOW_RUN_LABEL = "prefect.flow-run-id"
 LAUNCH_KEY_LABEL = "vec-inf-flows.launch-key"
+CHUNK_DEADLINE_S = 3600.0  # one chunk's requests; a retry resumes where it stopped
 
 
 class ServerClient(Protocol):
@@ -195,8 +196,7 @@ def retry_launch(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> 
     """Retry a submission only after a fault that left no job behind.
 
     The client cancels its held job before raising ``SlurmTransientError``, so that error alone
-    is retried. A task timeout is not: the submission may still be running in its thread, and
-    a second attempt could start a second GPU job.
+    is retried: after anything else a job may exist, and a second attempt could start a second.
     """
     error = _exception_of(state)
     retry = isinstance(error, SlurmTransientError)
@@ -292,6 +292,13 @@ def _task_run_label(prefix: str, *names: str) -> Callable[[], str]:
 
 # --- tasks ---------------------------------------------------------------------------------------
 #
+# The tasks ``evaluate`` runs in worker threads set no ``timeout_seconds``: there a Prefect timeout
+# interrupts nothing and logs a warning per task run. They bound themselves instead: each Slurm
+# command has a hard timeout per attempt (sbatch 150 s, the others 30 s) and a few attempts, each
+# HTTP call a timeout of seconds, ``wait_until_ready`` its timeout, a chunk ``CHUNK_DEADLINE_S``.
+# ``run_workload`` keeps its Prefect timeout: only that can interrupt a user's callable, and the
+# flows call it from the main thread, where it works.
+#
 # Only the launch tasks carry tags (a tag concurrency limit on "gpu-job" throttles submission
 # bursts). Every tagged task run costs Prefect a concurrency-slot round trip to the API, which a
 # busy SQLite server answers in seconds; the waits, scrapes, shutdowns and chunks are untagged.
@@ -304,7 +311,6 @@ def _task_run_label(prefix: str, *names: str) -> Callable[[], str]:
     retries=2,
     retry_delay_seconds=[5, 20],
     retry_condition_fn=retry_launch,
-    timeout_seconds=300,
     cache_policy=NO_CACHE,
 )
 def launch_server(
@@ -352,7 +358,6 @@ def launch_server(
     retries=2,
     retry_delay_seconds=[5, 20],
     retry_condition_fn=retry_launch,
-    timeout_seconds=300,
     cache_policy=NO_CACHE,
 )
 def batch_launch_servers(
@@ -419,7 +424,6 @@ def _model_of(client: ServerClient, job_id: str) -> str:
     retries=3,
     retry_delay_seconds=[1, 3, 5],
     retry_condition_fn=retry_on_transient,
-    timeout_seconds=60,
     cache_policy=NO_CACHE,
 )
 def collect_metrics(job_id: str, cluster_block: str | SlurmCluster | None = None) -> dict[str, Any]:
@@ -479,7 +483,6 @@ def release_server(
     retries=3,
     retry_delay_seconds=[1, 3, 5],
     retry_condition_fn=retry_on_transient,
-    timeout_seconds=60,
     cache_policy=NO_CACHE,
 )
 def shutdown_server(job_id: str, cluster_block: str | SlurmCluster | None = None) -> list[str]:
@@ -533,7 +536,6 @@ def _chunk_label() -> str:
     retries=2,
     retry_delay_seconds=[5, 30],
     retry_condition_fn=retry_on_transient,
-    timeout_seconds=3600,
     cache_policy=NO_CACHE,
 )
 def run_workload_chunk(
@@ -567,7 +569,7 @@ def run_workload_chunk(
         output_path,
         [base_url],
         chunk=chunk,
-        options=RunOptions(model=model_name, api_key=api_key),
+        options=RunOptions(model=model_name, api_key=api_key, deadline_s=CHUNK_DEADLINE_S),
         on_progress=report,
     )
     return _as_summary(summary)
