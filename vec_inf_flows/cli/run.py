@@ -141,19 +141,14 @@ def load_flow(flow: str) -> Any:
 
 
 def _run_in_process(flow: str, params: dict[str, Any], console: Any, json_mode: bool) -> int:
-    if not os.environ.get("PREFECT_API_URL"):
-        console.print(
-            "[dim]No PREFECT_API_URL set: using Prefect's embedded temporary server "
-            "(starts in ~10 s; the run is not kept after exit).[/]",
-            highlight=False,
-        )
-    from prefect import get_client  # noqa: F401  (fail early with a clear import error)
+    from vec_inf_flows.cli.prefect_server import api_for_run
 
     flow_fn = load_flow(flow)
     from vec_inf_flows.cli.run_report import report, run_with_progress
 
-    state, run_id = run_with_progress(flow_fn, params, console)
-    return report(console, flow, state, run_id, json_mode)
+    with api_for_run(console):  # without a configured server: one that dies with this process
+        state, run_id = run_with_progress(flow_fn, params, console)
+        return report(console, flow, state, run_id, json_mode)
 
 
 def _trigger_deployment(name: str, params: dict[str, Any], console: Any, json_mode: bool) -> int:
