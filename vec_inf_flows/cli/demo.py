@@ -58,12 +58,14 @@ def run_demo(args: argparse.Namespace, console: Any) -> int:
         "ready_timeout": args.ready_timeout,
         "launch_options": {"engine": args.engine, "time": "00:30:00"},
     }
+    from vec_inf_flows.cli.prefect_server import api_for_run
     from vec_inf_flows.cli.run import load_flow
     from vec_inf_flows.cli.run_report import report, run_with_progress
 
     flow_fn = load_flow("serve-and-run")
-    state, run_id = run_with_progress(flow_fn, params, console)
-    code = report(console, "serve-and-run", state, run_id, args.json_mode)
+    with api_for_run(console):  # without a configured server: one that dies with this process
+        state, run_id = run_with_progress(flow_fn, params, console)
+        code = report(console, "serve-and-run", state, run_id, args.json_mode)
     if output.exists() and not args.json_mode:
         console.print(answers_table(output))
     return code
