@@ -15,12 +15,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
+from testkit import wait_until
 
 from vec_inf_flows.jobdir import INDEX_DIR
 
@@ -30,19 +31,6 @@ DEPLOY_MARKER = "<!-- deploy-commands -->"
 BIN = Path(sys.executable).parent  # the venv's prefect and vec-inf-flows
 POOL = "vec-inf-local"
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-
-T = TypeVar("T")
-
-
-def wait_until(probe: Callable[[], T | None], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.3)
 
 
 def free_port() -> int:
@@ -132,12 +120,19 @@ class Api:
         self.http = httpx.Client(base_url=api_url, timeout=30)
 
     def post(self, path: str, body: Mapping[str, Any]) -> Any:
-        response = self.http.post(path, json=body)
-        response.raise_for_status()
-        return response.json()
+        return self._call("POST", path, body)
 
     def get(self, path: str) -> Any:
-        response = self.http.get(path)
+        return self._call("GET", path, None)
+
+    def _call(self, method: str, path: str, body: Mapping[str, Any] | None) -> Any:
+        """One request, retried on 503 as Prefect's own client does: a busy SQLite server
+        answers 'database is locked' with 503 for a moment."""
+        for attempt in range(6):
+            response = self.http.request(method, path, json=body)
+            if response.status_code != 503 or attempt == 5:
+                break
+            time.sleep(0.5 * 2**attempt)
         response.raise_for_status()
         return response.json()
 
