@@ -32,7 +32,8 @@ def test_good_parameters_pass(tmp_path: Path) -> None:
         ({"relaunches": -1}, "relaunches must not be negative"),
         ({"poll_interval": 0}, "poll_interval must be more than 0"),
         ({"datasets": ["/nonexistent/a.jsonl"]}, "does not exist"),
-        ({"output": "/nonexistent/out.jsonl"}, "its directory does not exist"),
+        ({"workload": "no_such_package.evals:run"}, "Cannot import workload"),
+        ({"output": "/proc/version/out.jsonl"}, "is not a directory"),
     ],
 )
 def test_bad_parameters_are_refused(tmp_path: Path, bad: dict[str, Any], expected: str) -> None:

@@ -50,6 +50,7 @@ def test_outputs_need_a_writable_place(tmp_path: Path) -> None:
     check_output_dir(tmp_path / "new" / "deeper")  # made when the run writes
     (tmp_path / "a-file").write_text("")
 
+    check_output_file(tmp_path / "missing" / "out.jsonl", make_directory=True)
     with pytest.raises(ConfigError, match="its directory does not exist"):
         check_output_file(tmp_path / "missing" / "out.jsonl")
     with pytest.raises(ConfigError, match="it is a directory"):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vec_inf_flows.errors import ConfigError
+from vec_inf_flows.tasks import resolve_callable
 from vec_inf_flows.workload.checks import check_dataset, check_output_dir, check_output_file
 
 AT_LEAST_ONE = ("chunk_size", "max_parallel_servers")
@@ -21,15 +22,18 @@ POSITIVE = ("ready_timeout", "poll_interval")
 
 
 def check_parameters(parameters: Mapping[str, Any]) -> None:
-    """Raise ``ConfigError`` on the first bad value: numbers out of range, datasets missing or
-    unreadable, outputs that cannot be written. Call it as ``check_parameters(locals())``."""
+    """Raise ``ConfigError`` on the first bad value: numbers out of range, a workload that does
+    not import, datasets missing or unreadable, outputs that cannot be written. Call it as
+    ``check_parameters(locals())``."""
     _check_numbers(parameters)
+    if isinstance(parameters.get("workload"), str):  # 'package.module:function' importable
+        resolve_callable(parameters["workload"])
     datasets = _datasets(parameters)
     for dataset in datasets:
         check_dataset(dataset)
     output, output_dir = parameters.get("output"), parameters.get("output_dir")
     if output is not None:
-        check_output_file(output)
+        check_output_file(output, make_directory=True)  # as the run does
     if output_dir is not None:
         check_output_dir(output_dir)
     elif output is None:  # results are written next to each dataset

@@ -43,14 +43,18 @@ def check_dataset(path: str | Path) -> Path:
     return source
 
 
-def check_output_file(path: str | Path) -> None:
-    """The results file can be written: its directory exists and is writable."""
+def check_output_file(path: str | Path, *, make_directory: bool = False) -> None:
+    """The results file can be written: its directory exists (or, with ``make_directory``, can
+    be made) and is writable."""
     target = Path(path).expanduser()
     if target.is_dir():
         raise ConfigError(f"Cannot write {path}: it is a directory.")
     if target.exists():
         if not os.access(target, os.W_OK):
             raise ConfigError(f"Cannot write {path}: the file is not writable.")
+        return
+    if make_directory:
+        check_output_dir(target.parent)
         return
     if not target.resolve().parent.is_dir():
         raise ConfigError(f"Cannot write {path}: its directory does not exist.")
