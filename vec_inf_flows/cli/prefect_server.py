@@ -79,6 +79,9 @@ def _start(reader: int, timeout: float) -> tuple[subprocess.Popen[bytes], str]:
     from prefect.settings import get_current_settings
 
     env = {
+        # A server for one run sends no telemetry (on a node without internet it logs an error);
+        # a user's own setting wins.
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         **os.environ,
         # What Prefect's own temporary server gets: no UI, the ephemeral set of services.
         "PREFECT_UI_ENABLED": "0",
