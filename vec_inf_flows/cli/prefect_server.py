@@ -39,7 +39,8 @@ def api_for_run(console: Any) -> Iterator[None]:
     """Use the configured Prefect API; without one, a temporary server tied to this process."""
     from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
-    if get_current_settings().api.url:
+    settings = get_current_settings()
+    if settings.api.url or not settings.server.ephemeral.enabled:  # a server, or none allowed
         yield
         return
     console.print(
