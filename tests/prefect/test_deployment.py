@@ -43,7 +43,7 @@ DEPLOYMENTS = {entry["name"]: entry for entry in SPEC["deployments"]}
 @pytest.mark.parametrize("name", sorted(DEPLOYMENTS))
 def test_entrypoint_loads_and_accepts_the_parameters(name: str) -> None:
     entry = DEPLOYMENTS[name]
-    flow: Flow[..., Any] = load_flow_from_entrypoint(str(ROOT / entry["entrypoint"]))
+    flow: Flow[..., Any] = load_flow_from_entrypoint(entry["entrypoint"])  # a module path
 
     flow.validate_parameters(entry["parameters"])  # raises on a name or type the flow refuses
 
@@ -76,6 +76,7 @@ def test_on_demand_deployment_runs_once_through_a_runner(jobs: ClusterJobs, tmp_
             "dataset": write_prompts(tmp_path / "prompts.jsonl", 5),
             "output": str(output),
             "launch_options": {"engine": "sim", "time": "00:10:00"},
+            "cluster": "default",
             **FAST,
         },
     )

@@ -57,14 +57,16 @@ def run_demo(args: argparse.Namespace, console: Any) -> int:
         "engine": args.engine,
         "launch_options": {"time": "00:30:00"},
     }
+    from vec_inf_flows.cli.prefect_server import api_for_run
     from vec_inf_flows.cli.run import cluster_for_backend, load_flow
 
     params["cluster"] = cluster_for_backend(backend, None)  # the tasks' client comes from it
     from vec_inf_flows.cli.run_report import report, run_with_progress
 
     flow_fn = load_flow("serve-and-run")
-    state, run_id = run_with_progress(flow_fn, params, console)
-    code = report(console, "serve-and-run", state, run_id, args.json_mode)
+    with api_for_run(console):  # without a configured server: one that dies with this process
+        state, run_id = run_with_progress(flow_fn, params, console)
+        code = report(console, "serve-and-run", state, run_id, args.json_mode)
     if output.exists() and not args.json_mode:
         console.print(answers_table(output))
     return code

@@ -9,7 +9,6 @@ import argparse
 import json
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from vec_inf_flows.errors import ConfigError
@@ -147,12 +146,13 @@ def cluster_for_backend(backend: str, cluster: Any) -> Any:
 def check_inputs(params: dict[str, Any], backend: str | None = None) -> None:
     """Refuse bad input in one line before Prefect starts, rather than as a failed flow run:
     missing request files, unknown models, invalid launch options, an unknown job id."""
+    from vec_inf_flows.workload.checks import check_dataset, check_output_file
+
     for name in (params.get("dataset"), *params.get("datasets", ())):
-        if name is not None and not Path(name).expanduser().is_file():
-            raise ConfigError(f"Input file {name} does not exist.")
-    output = params.get("output")
-    if output is not None and not Path(output).expanduser().resolve().parent.is_dir():
-        raise ConfigError(f"Cannot write {output}: its directory does not exist.")
+        if name is not None:
+            check_dataset(name)
+    if params.get("output") is not None:
+        check_output_file(params["output"])
     models = [params["model_name"]] if params.get("model_name") else list(params.get("models", ()))
     if models:
         from vec_inf_flows.catalog.options import LaunchOptions
@@ -175,19 +175,14 @@ def load_flow(flow: str) -> Any:
 
 
 def _run_in_process(flow: str, params: dict[str, Any], console: Any, json_mode: bool) -> int:
-    if not os.environ.get("PREFECT_API_URL"):
-        console.print(
-            "[dim]No PREFECT_API_URL set: using Prefect's embedded temporary server "
-            "(starts in ~10 s; the run is not kept after exit).[/]",
-            highlight=False,
-        )
-    from prefect import get_client  # noqa: F401  (fail early with a clear import error)
+    from vec_inf_flows.cli.prefect_server import api_for_run
 
     flow_fn = load_flow(flow)
     from vec_inf_flows.cli.run_report import report, run_with_progress
 
-    state, run_id = run_with_progress(flow_fn, params, console)
-    return report(console, flow, state, run_id, json_mode)
+    with api_for_run(console):  # without a configured server: one that dies with this process
+        state, run_id = run_with_progress(flow_fn, params, console)
+        return report(console, flow, state, run_id, json_mode)
 
 
 def _trigger_deployment(name: str, params: dict[str, Any], console: Any, json_mode: bool) -> int:

@@ -3,6 +3,7 @@
 from prefect import flow
 
 from vec_inf_flows.blocks import SlurmCluster
+from vec_inf_flows.flows._inputs import check_parameters
 from vec_inf_flows.flows._logging import enable_library_logs
 from vec_inf_flows.flows._serving import failed_run, run_name, served
 from vec_inf_flows.flows._workload import run_any
@@ -52,6 +53,7 @@ def batch_serve(
         ready_timeout: Seconds to wait for the servers to become READY.
         poll_interval: Longest pause between two status checks while waiting, in seconds.
     """
+    check_parameters(locals())  # before anything is launched
     enable_library_logs()
     where = load_cluster(cluster)
     results: list[ServeResult] = []

@@ -18,6 +18,7 @@ from vec_inf_flows.artifacts import publish_table
 from vec_inf_flows.blocks import SlurmCluster
 from vec_inf_flows.catalog.options import LaunchOptions, merge_options
 from vec_inf_flows.errors import ConfigError
+from vec_inf_flows.flows._inputs import check_parameters
 from vec_inf_flows.flows._logging import enable_library_logs
 from vec_inf_flows.flows._serving import (
     best_effort_metrics,
@@ -162,6 +163,7 @@ def evaluate(
         ready_timeout: Seconds to wait for each server to become READY.
         poll_interval: Longest pause between two status checks while waiting, in seconds.
     """
+    check_parameters(locals())  # before anything is launched
     enable_library_logs()
     if not models or not datasets:
         raise ConfigError("evaluate needs at least one model and one dataset.")

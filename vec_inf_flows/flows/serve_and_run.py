@@ -9,6 +9,7 @@ from prefect import flow
 from vec_inf_flows.blocks import SlurmCluster, VecInfServer
 from vec_inf_flows.catalog.options import LaunchOptions, merge_options
 from vec_inf_flows.errors import ConfigError, VecInfError
+from vec_inf_flows.flows._inputs import check_parameters
 from vec_inf_flows.flows._logging import enable_library_logs
 from vec_inf_flows.flows._serving import failed_run, finish, run_name, served, start_server
 from vec_inf_flows.flows._workload import run_any
@@ -119,6 +120,7 @@ def serve_and_run(
         poll_interval: Longest pause between two status checks while waiting, in seconds.
         relaunches: How many times a launched server that dies mid-dataset is replaced.
     """
+    check_parameters(locals())  # before anything is launched
     enable_library_logs()
     block = load_server(server)
     where = load_cluster(cluster) or (block.cluster if block else None)

@@ -50,8 +50,7 @@ def retry_launch(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> 
     """Retry a submission only after a fault that left no job behind.
 
     The client cancels its held job before raising ``SlurmTransientError``, so that error alone
-    is retried. A task timeout is not: the submission may still be running in its thread, and
-    a second attempt could start a second GPU job.
+    is retried: after anything else a job may exist, and a second attempt could start a second.
     """
     error = _exception_of(state)
     retry = isinstance(error, SlurmTransientError)

@@ -41,6 +41,12 @@ from vec_inf_flows.tasks.retries import retry_launch, retry_on_transient
 logger = logging.getLogger("vec_inf_flows")
 
 
+# No ``timeout_seconds`` on the tasks ``evaluate`` runs in worker threads: there a Prefect
+# timeout interrupts nothing and logs a warning per task run. They bound themselves instead: each
+# Slurm command has a hard timeout per attempt (sbatch 150 s, the others 30 s) and a few
+# attempts, each HTTP call a timeout of seconds, ``wait_until_ready`` its timeout, a chunk
+# ``CHUNK_DEADLINE_S`` (tasks/workload.py).
+#
 # A submission: retried only after a fault that left no job behind; a handle holds the key,
 # so its result is never persisted.
 _SUBMISSION: dict[str, Any] = {
@@ -48,7 +54,6 @@ _SUBMISSION: dict[str, Any] = {
     "retries": 2,
     "retry_delay_seconds": [5, 20],
     "retry_condition_fn": retry_launch,
-    "timeout_seconds": 300,
     "cache_policy": NO_CACHE,
     "persist_result": False,
 }
@@ -181,7 +186,6 @@ _SHORT_AND_REPEATABLE: dict[str, Any] = {
     "retries": 3,
     "retry_delay_seconds": [1, 3, 5],
     "retry_condition_fn": retry_on_transient,
-    "timeout_seconds": 60,
     "cache_policy": NO_CACHE,
 }
 

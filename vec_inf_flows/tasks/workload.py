@@ -27,6 +27,11 @@ from vec_inf_flows.workload.stats import ChunkSummary, Progress
 Workload = str | Callable[..., Any]
 
 
+# One chunk's requests, bounded by the workload's own deadline (it works from any thread, where
+# a Prefect task timeout would not); a retry resumes where the chunk stopped.
+CHUNK_DEADLINE_S = 3600.0
+
+
 def replica_of(server: ServerHandle) -> Replica:
     if server.base_url is None:
         raise ConfigError(f"Server {server.job_id} has no URL yet: wait until it is READY.")
@@ -39,7 +44,6 @@ def replica_of(server: ServerHandle) -> Replica:
     retries=2,
     retry_delay_seconds=[5, 30],
     retry_condition_fn=retry_on_transient,
-    timeout_seconds=3600,
     cache_policy=NO_CACHE,
 )
 def run_workload_chunk(
@@ -79,7 +83,9 @@ def run_workload_chunk(
         output_path,
         [replica_of(server)],
         chunk=chunk,
-        options=RunOptions(model=server.model_name, api_key=server.bearer()),
+        options=RunOptions(
+            model=server.model_name, api_key=server.bearer(), deadline_s=CHUNK_DEADLINE_S
+        ),
         on_progress=report,
     )
 

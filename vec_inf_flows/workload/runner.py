@@ -59,6 +59,7 @@ class RunOptions:
     failure_threshold: int = 10  # soft failures in a row that take a replica out
     fsync_every: int = 256
     seed: int | None = None  # for the backoff jitter
+    deadline_s: float | None = None  # the whole chunk; None: no limit
 
 
 def run_chunk(
@@ -72,19 +73,24 @@ def run_chunk(
     on_replica_failed: ReplacementHook | None = None,
     membership: Membership | None = None,
 ) -> ChunkSummary:
-    """Run one chunk (or, without ``chunk``, the whole input) to completion; blocking."""
-    return asyncio.run(
-        run_chunk_async(
-            input_path,
-            output_path,
-            replicas,
-            chunk=chunk,
-            options=options,
-            on_progress=on_progress,
-            on_replica_failed=on_replica_failed,
-            membership=membership,
-        )
+    """Run one chunk (or, without ``chunk``, the whole input) to completion; blocking.
+
+    After ``options.deadline_s`` seconds the requests in flight are cancelled and
+    ``TimeoutError`` is raised: a deadline of our own, which works in any thread (a Prefect task
+    timeout cannot interrupt a task in a worker thread). What finished is in the output, so a
+    rerun sends only the rest.
+    """
+    work = run_chunk_async(
+        input_path,
+        output_path,
+        replicas,
+        chunk=chunk,
+        options=options,
+        on_progress=on_progress,
+        on_replica_failed=on_replica_failed,
+        membership=membership,
     )
+    return asyncio.run(asyncio.wait_for(work, options.deadline_s if options else None))
 
 
 async def run_chunk_async(
