@@ -41,7 +41,8 @@ FLOWS = {
     "recipe nightly_eval": recipe("nightly_eval", "nightly_eval"),
     "recipe my_serve_and_run": recipe("serve_and_run", "my_serve_and_run"),
     **{
-        f"deployment {entry['name']}": load_flow_from_entrypoint(str(ROOT / entry["entrypoint"]))
+        # Module-path entrypoints, as a worker with no checkout loads them.
+        f"deployment {entry['name']}": load_flow_from_entrypoint(entry["entrypoint"])
         for entry in DEPLOYED
     },
 }
