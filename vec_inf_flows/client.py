@@ -23,16 +23,9 @@ from vec_inf_flows.jobfiles import JobFiles
 from vec_inf_flows.jobs import JobId, JobRecord
 from vec_inf_flows.lifecycle.evidence import DEFAULT_HEALTH_GRACE
 from vec_inf_flows.lifecycle.journal import HeldJobJournal, abandon_launch, add_note
-from vec_inf_flows.origin import (
-    JOB_NAME_MARKER,
-    OUR_NAME,
-    VECINF_SUFFIX,
-    JobOrigin,
-    Recognition,
-    foreign_status,
-    recognise,
-)
+from vec_inf_flows.origin import Recognition, recognise
 from vec_inf_flows.server_status import ServerStatus, StatusResponse
+from vec_inf_flows.status_query import job_files, query_statuses
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
@@ -43,8 +36,6 @@ if TYPE_CHECKING:
     from vec_inf_flows.lifecycle.lease import LeaseKeeper, LeasePolicy
     from vec_inf_flows.lifecycle.owner import OwnerRecord
     from vec_inf_flows.models import BatchLaunchResponse, LaunchResponse, MetricsResponse
-    from vec_inf_flows.server.http import HealthResult
-    from vec_inf_flows.server.logscan import LogVerdict
     from vec_inf_flows.spec import LaunchSpec
 
 log = logging.getLogger("vec_inf_flows.client")
@@ -280,87 +271,12 @@ class VecInfClient:
 
     def statuses(self, job_ids: Sequence[str] | None = None) -> list[StatusResponse]:
         """Status of many servers from ONE scheduler query; None means all of the user's servers
-        (ours, and those vec-inf launched)."""
-        from vec_inf_flows.server.http import check_health_many
-
+        (ours, and those vec-inf launched). See ``status_query``."""
         self._settle_held()
-        if job_ids is None:
-            records = {
-                record.job_id: record
-                for record in self.backend.list_jobs(VECINF_SUFFIX)
-                if OUR_NAME.search(record.name) or record.name.endswith(VECINF_SUFFIX)
-            }
-            ids = sorted(records, key=JobId.parse)
-        else:
-            ids = [str(JobId.parse(job_id)) for job_id in job_ids]
-            records = self.backend.query(ids) if ids else {}
-        files = {job_id: self._job_files(job_id, records.get(job_id)) for job_id in ids}
-        verdicts = {job_id: files[job_id].log_verdict() for job_id in ids}
-        to_probe = {
-            job_id: address
-            for job_id in ids
-            if (address := files[job_id].server_address)
-            and verdicts[job_id] is not None
-            and verdicts[job_id].ready  # type: ignore[union-attr]
-            and (rec := records.get(job_id)) is not None
-            and not rec.phase.terminal
-        }
-        health = check_health_many(list(to_probe.values()), timeout=self._health_timeout)
-        return [
-            self._decide(
-                job_id,
-                records.get(job_id),
-                files[job_id],
-                verdicts[job_id],
-                health.get(to_probe.get(job_id, "")),
-            )
-            for job_id in ids
-        ]
-
-    def _decide(
-        self,
-        job_id: str,
-        record: JobRecord | None,
-        files: JobFiles,
-        verdict: LogVerdict | None,
-        health: HealthResult | None,
-    ) -> StatusResponse:
-        from vec_inf_flows.status import decide
-
-        if record is None and files.config is None:
-            unanswered = getattr(self.backend, "accounting_error", None)
-            raise JobNotFoundError(
-                f"Job {job_id} is unknown: Slurm does not know it and no job record of "
-                f"vec-inf-flows names it (looked in {self.index_root / jobdir.INDEX_DIR})."
-                + (f" Slurm's accounting did not answer: {unanswered}" if unanswered else "")
-            )
-        if record is not None and files.origin is JobOrigin.FOREIGN:
-            return foreign_status(job_id, record)
-        model_name = files.model_name or _model_from_job_name(record.name if record else "")
-        response = decide(
-            job_id=job_id,
-            model_name=model_name,
-            record=record,
-            verdict=verdict,
-            health=health,
-            server_address=files.server_address,
-            shutdown_requested=files.shutdown_requested,
-            engine_exit=files.engine_exit,
-            evidence=files.evidence,
-        )
-        if files.paths is not None and response.job_dir is None:
-            response = response.model_copy(update={"job_dir": str(files.paths.directory)})
-        return response
+        return query_statuses(self.backend, self.index_root, job_ids, self._health_timeout)
 
     def _job_files(self, job_id: str, record: JobRecord | None = None) -> JobFiles:
-        """The job's folder: from our index, or where vec-inf wrote it (``origin``)."""
-        from vec_inf_flows.jobdir import JobPaths
-
-        found = recognise(job_id, record, self.index_root)
-        if found.directory is None or found.stem is None:
-            return JobFiles(None, None, found.origin)
-        paths = JobPaths(found.directory, found.stem)
-        return JobFiles(paths, jobdir.read_json(paths.json), found.origin)
+        return job_files(job_id, record, self.index_root)
 
     def origin(self, job_id: str) -> Recognition:
         """Who launched ``job_id`` (this tool, vec-inf, or neither) and where its folder is."""
@@ -486,9 +402,3 @@ class VecInfClient:
             return status
         assert status.base_url is not None  # READY always carries its URL
         return job.at(status.base_url)
-
-
-# ---------------------------------------------------------------------- helpers
-def _model_from_job_name(name: str) -> str:
-    head, marker, _ = name.rpartition(JOB_NAME_MARKER)
-    return head if marker else (name or "unknown")
