@@ -218,3 +218,11 @@ def test_the_lease_rule_on_the_jobs_own_clock(tmp_path: Path) -> None:
     clock.now += 3600
     late.check()
     assert not late.stopped.is_set()
+
+
+def test_the_client_and_the_job_side_name_the_protocol_files_alike() -> None:
+    from vec_inf_flows.lifecycle import evidence
+    from vec_inf_flows.scripts import jobwatch
+
+    for name in ("WATCH_FILE", "LEASE_FILE", "STOPPED_FILE", "UNRESPONSIVE_FILE"):
+        assert getattr(evidence, name) == getattr(jobwatch, name), name

@@ -15,9 +15,15 @@ from enum import StrEnum
 from pathlib import Path
 
 from vec_inf_flows import jobdir
-from vec_inf_flows.scripts.jobwatch import LEASE_FILE, STOPPED_FILE, UNRESPONSIVE_FILE
 
 DEFAULT_HEALTH_GRACE = 60.0
+# The files of the protocol with the job-side watch, as ``scripts/jobwatch.py`` names them (it
+# runs on the node with the standard library alone, so it cannot import these; a test checks
+# both agree). Not imported from there: ``status`` reads them and must not load the job side.
+WATCH_FILE = "watch.json"
+LEASE_FILE = "lease.json"
+STOPPED_FILE = "stopped.json"
+UNRESPONSIVE_FILE = "unresponsive.json"
 
 
 class LeaseState(StrEnum):

@@ -19,7 +19,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vec_inf_flows import jobdir
-from vec_inf_flows.scripts.jobwatch import LEASE_FILE
+from vec_inf_flows.lifecycle.evidence import LEASE_FILE
 
 log = logging.getLogger("vec_inf_flows.lease")
 

@@ -7,9 +7,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from vec_inf_flows import jobdir
-from vec_inf_flows.lifecycle.evidence import DEFAULT_HEALTH_GRACE
+from vec_inf_flows.lifecycle.evidence import DEFAULT_HEALTH_GRACE, WATCH_FILE
 from vec_inf_flows.lifecycle.lease import LeasePolicy
-from vec_inf_flows.scripts.jobwatch import WATCH_FILE
 
 
 class WatchConfig(BaseModel):
