@@ -97,6 +97,18 @@ def processes_of_job(job_id: str) -> list[int]:
     return found
 
 
+def engine_pid(job_id: str) -> int:
+    """The simulator process of a job (the nodes of the test cluster are this machine)."""
+    for pid in processes_of_job(job_id):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[1:4] == [b"-m", b"vec_inf_flows.sim", b"serve"]:  # not the launcher above it
+            return pid
+    raise AssertionError(f"no simulator process for job {job_id}")
+
+
 def no_engine_processes_left(job_id: str, within: float = 30.0) -> None:
     wait_until(
         lambda: not processes_of_job(job_id),

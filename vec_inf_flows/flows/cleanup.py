@@ -78,7 +78,7 @@ def look_up(api: SyncPrefectClient, flow_run_id: str) -> OwnerRun:
     try:
         run = api.read_flow_run(UUID(flow_run_id))
     except (ObjectNotFound, ValueError):
-        return OwnerRun(RunLookup.NOT_FOUND)
+        return OwnerRun(RunLookup.NOT_FOUND, "not found")
     except Exception as error:  # the API did not answer: say so, cancel nothing
         return OwnerRun(RunLookup.ERROR, type(error).__name__)
     if run.state is None:
@@ -93,6 +93,9 @@ def judge(
     owner = owner_of(status)
     lease = lease_state(Path(status.job_dir) if status.job_dir else None)
     run = OwnerRun(RunLookup.NOT_ASKED)
+    if status.job_dir is None:  # another job index's job, or another user's: not ours to judge
+        unseen = ReapDecision(ReapAction.KEEP, "no job record in this job index: owner unknown")
+        return unseen, _row(status, None, lease, run, unseen)
     if (
         lease is not LeaseState.LAPSED
         and owner is not None
@@ -101,7 +104,17 @@ def judge(
     ):
         run = look_up(api, owner.flow_run_id)
     decision = decide_reap(owner, lease, here, run, caller_host=host)
-    row = CleanupRow(
+    return decision, _row(status, owner, lease, run, decision)
+
+
+def _row(
+    status: StatusResponse,
+    owner: OwnerRecord | None,
+    lease: LeaseState,
+    run: OwnerRun,
+    decision: ReapDecision,
+) -> CleanupRow:
+    return CleanupRow(
         job_id=status.job_id,
         model_name=status.model_name,
         owner=owner.describe() if owner is not None else "no owner record",
@@ -112,7 +125,6 @@ def judge(
         action=_ACTIONS[decision.action],
         reason=decision.reason,
     )
-    return decision, row
 
 
 @flow(name="cleanup-orphaned-servers", flow_run_name="cleanup")
