@@ -73,6 +73,25 @@ def stop_process_group(process: subprocess.Popen[bytes], grace: float = 15.0) ->
         os.killpg(process.pid, signal.SIGKILL)
 
 
+def temporary_servers(prefect_home: Path) -> list[int]:
+    """Pids of API servers started for a run whose PREFECT_HOME is ``prefect_home``."""
+    marker = f"PREFECT_HOME={prefect_home}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        serves = b"prefect_server" in command or b"uvicorn" in command
+        if serves and marker in environ and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
 @dataclass
 class Server:
     """A real ``prefect server start`` on a free port, with its own home and database."""
@@ -203,14 +222,16 @@ class Worker:
     home: Path
     sbatch_calls: Path
     log: Path
+    command: str
+    api_url: str
 
     @classmethod
     def start(cls, command: str, api_url: str, directory: Path) -> Worker:
         shims, home, prefect_home = directory / "bin", directory / "home", directory / "prefect"
         for folder in (shims, home, prefect_home):
-            folder.mkdir(parents=True)
+            folder.mkdir(parents=True, exist_ok=True)
         calls, log = directory / "sbatch-calls", directory / "worker.log"
-        calls.touch()
+        calls.touch(exist_ok=True)
         real = subprocess.run(
             ["bash", "-c", "command -v sbatch"], capture_output=True, text=True, check=True
         ).stdout.strip()
@@ -231,11 +252,17 @@ class Worker:
             shlex.split(command, comments=True),
             cwd=directory,
             env=env,
-            stdout=log.open("wb"),
+            stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        return cls(process, directory, home, calls, log)
+        return cls(process, directory, home, calls, log, command, api_url)
+
+    def restart(self) -> None:
+        """A new worker process in the same directory, with the same job index (after a test
+        killed this one): the session's later tests keep a worker."""
+        stop_process_group(self.process)
+        self.process = Worker.start(self.command, self.api_url, self.directory).process
 
     def sbatch_calls_made(self) -> list[str]:
         """The arguments of every sbatch call (a launch checks with ``--test-only`` first)."""
