@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from testkit import wait_until
+from testkit import processes_with_env, wait_until
 
 from vec_inf_flows.jobdir import INDEX_DIR
 
@@ -75,20 +75,14 @@ def stop_process_group(process: subprocess.Popen[bytes], grace: float = 15.0) ->
 
 def temporary_servers(prefect_home: Path) -> list[int]:
     """Pids of API servers started for a run whose PREFECT_HOME is ``prefect_home``."""
-    marker = f"PREFECT_HOME={prefect_home}".encode()
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid in processes_with_env("PREFECT_HOME", prefect_home):
         try:
-            command = (entry / "cmdline").read_bytes()
-            environ = (entry / "environ").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        serves = b"prefect_server" in command or b"uvicorn" in command
-        if serves and marker in environ and state != "Z":
-            found.append(int(entry.name))
+        if b"prefect_server" in command or b"uvicorn" in command:
+            found.append(pid)
     return found
 
 

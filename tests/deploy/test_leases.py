@@ -35,6 +35,7 @@ from deploy_helpers import (
     temporary_servers,
     wait_until,
 )
+from testkit import processes_with_env
 
 from vec_inf_flows.client import VecInfClient
 from vec_inf_flows.errors import VecInfError
@@ -49,9 +50,9 @@ SIM_ARGS = "--sim-startup-delay=0.5,--sim-tokens-per-second=2"  # one request ta
 
 
 def slow_request(path: Path) -> str:
-    path.write_text(
-        json.dumps({"id": "slow", "prompt": "Tell a long story.", "max_tokens": 1500}) + "\n"
-    )
+    """One request generating 1500 tokens at 2 a second: in flight for the whole test."""
+    request = {"id": "slow", "prompt": "Tell a long story.", "max_tokens": 1500, "ignore_eos": True}
+    path.write_text(json.dumps(request) + "\n")
     return str(path)
 
 
@@ -81,20 +82,18 @@ def busy_jobs(client: VecInfClient, ids: list[str]) -> dict[str, str]:
 
 
 def flow_run_processes(run_id: str) -> list[int]:
-    """Every process a worker started for this flow run (they carry its id in the env)."""
-    marker = f"PREFECT__FLOW_RUN_ID={run_id}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    """The processes a worker started for this flow run (they carry its id in the env), but
+    not those of the Slurm jobs the run submitted: a job inherits its submitter's environment."""
+    marked = processes_with_env("PREFECT__FLOW_RUN_ID", run_id)
+    in_jobs = set()
+    for pid in marked:
         try:
-            environ = (entry / "environ").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
         except OSError:
             continue
-        if marker in environ and state != "Z":
-            found.append(int(entry.name))
-    return found
+        if b"\0SLURM_JOB_ID=" in b"\0" + environ:
+            in_jobs.add(pid)
+    return [pid for pid in marked if pid not in in_jobs]
 
 
 def in_squeue(job_ids: set[str]) -> set[str]:
@@ -169,6 +168,7 @@ def test_the_reaper_cancels_no_live_run_and_a_lost_machine_costs_only_the_lease(
         assert reaped.returncode == 0, reaped.stderr[-3000:]
         rows = rows_by_job(json.loads(reaped.stdout)["result"], "job_id")
         for job_id, run in ((job_a, run_a), (job_b, run_b_id)):
+            assert job_id in rows, f"job {job_id} missing from the reaper's table: {reaped.stdout}"
             assert rows[job_id]["action"] == "reported", rows[job_id]
             assert rows[job_id]["flow_run_id"] == run
             assert "is on another Prefect server" in rows[job_id]["reason"]
@@ -183,6 +183,7 @@ def test_the_reaper_cancels_no_live_run_and_a_lost_machine_costs_only_the_lease(
         assert final["state_type"] == "COMPLETED", final["state"]
         (table,) = [a for a in deployed.api.artifacts(reaper) if a["key"] == "vec-inf-cleanup"]
         shipped = rows_by_job(json.loads(table["data"]), "Job")
+        assert {job_a, job_b} <= set(shipped), table["data"]
         assert shipped[job_a]["Action"] == "kept", shipped[job_a]
         assert shipped[job_a]["Why"] == f"owner flow run {run_a} is still active (Running)"
         assert shipped[job_b]["Action"] == "reported", shipped[job_b]
