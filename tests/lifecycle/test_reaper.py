@@ -162,7 +162,7 @@ ROWS = [
         SERVER,
         NOT_ASKED,
         ReapAction.KEEP,
-        "no flow run",
+        "not launched by a flow run",
     ),
     Row(
         "launched by hand with a lease",

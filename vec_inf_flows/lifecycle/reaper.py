@@ -84,8 +84,8 @@ def decide_reap(
             ReapAction.KEEP, "its owner handed it over to its time limit (lease released)"
         )
     if owner is None or not owner.flow_run_id:
-        why = "the job side enforces its lease" if lease is LeaseState.HELD else "no flow run"
-        return ReapDecision(ReapAction.KEEP, f"not launched by a flow run ({why})")
+        why = " (the job side enforces its lease)" if lease is LeaseState.HELD else ""
+        return ReapDecision(ReapAction.KEEP, f"not launched by a flow run{why}")
     run = owner.flow_run_id
     if not same_prefect_server(owner.prefect_api_url, owner.host, caller_api_url, caller_host):
         where = owner.prefect_api_url or "an unknown Prefect server"
