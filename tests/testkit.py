@@ -80,9 +80,9 @@ class Sandbox:
         return alive
 
 
-def processes_of_job(job_id: str) -> list[int]:
-    """Pids whose environment says they belong to this job (any backend sets SLURM_JOB_ID)."""
-    wanted = f"SLURM_JOB_ID={job_id}".encode()
+def processes_with_env(variable: str, value: str | Path) -> list[int]:
+    """Live pids (not this one, no zombies) whose environment sets ``variable=value``."""
+    wanted = f"{variable}={value}".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -95,6 +95,23 @@ def processes_of_job(job_id: str) -> list[int]:
         if wanted in environ and state != "Z":
             found.append(int(entry.name))
     return found
+
+
+def processes_of_job(job_id: str) -> list[int]:
+    """Pids whose environment says they belong to this job (any backend sets SLURM_JOB_ID)."""
+    return processes_with_env("SLURM_JOB_ID", job_id)
+
+
+def engine_pid(job_id: str) -> int:
+    """The simulator process of a job (the nodes of the test cluster are this machine)."""
+    for pid in processes_of_job(job_id):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[1:4] == [b"-m", b"vec_inf_flows.sim", b"serve"]:  # not the launcher above it
+            return pid
+    raise AssertionError(f"no simulator process for job {job_id}")
 
 
 def no_engine_processes_left(job_id: str, within: float = 30.0) -> None:

@@ -205,11 +205,9 @@ def evaluation_table(rows: Sequence[EvaluationRow]) -> Table:
 
 
 def cleanup_table(rows: Sequence[CleanupRow]) -> Table:
-    columns = ("Job", "Model", "Owning Flow Run", "Its State", "Action")
-    cells = [
-        (row.job_id, row.model_name, row.flow_run_id, row.flow_run_state, row.action)
-        for row in rows
-    ]
+    """What the reaper did with each live job; the reason names the owning run and its state."""
+    columns = ("Job", "Model", "Lease", "Action", "Why")
+    cells = [(row.job_id, row.model_name, row.lease, row.action, row.reason) for row in rows]
     return grid("Cleanup", columns, cells)
 
 

@@ -112,17 +112,27 @@ class EvaluationRow(_Result):
     metrics: ServerMetrics | None = None
 
 
-CleanupAction = Literal["would cancel", "cancelled", "cancel failed"]
+CleanupAction = Literal["cancelled", "would cancel", "cancel failed", "reported", "kept"]
 
 
 class CleanupRow(_Result):
-    """One server the ``cleanup`` flow found orphaned."""
+    """One live server the ``cleanup`` flow looked at: what it did, and why."""
 
     job_id: str
     model_name: str
-    flow_run_id: str
-    flow_run_state: str
+    owner: str = Field(description="Who launched it (user@host pid, and the flow run).")
+    flow_run_id: str | None = Field(default=None, description="The owning flow run, if any.")
+    flow_run_state: str = Field(
+        default="",
+        description="The owning run's state on the cleanup run's own Prefect server; empty "
+        "when it was not asked (another server, or no flow run).",
+    )
+    prefect_api_url: str | None = Field(
+        default=None, description="The Prefect server of the owning flow run."
+    )
+    lease: str = Field(description="The server's lease: none, held, released or lapsed.")
     action: CleanupAction
+    reason: str = Field(description="Why the cleanup run did what it did.")
 
 
 class WorkloadFailed(VecInfError):

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from testkit import wait_until
+from testkit import processes_with_env, wait_until
 
 from vec_inf_flows.jobdir import INDEX_DIR
 
@@ -71,6 +71,19 @@ def stop_process_group(process: subprocess.Popen[bytes], grace: float = 15.0) ->
             process.wait()
     with contextlib.suppress(ProcessLookupError):  # children that outlived their leader
         os.killpg(process.pid, signal.SIGKILL)
+
+
+def temporary_servers(prefect_home: Path) -> list[int]:
+    """Pids of API servers started for a run whose PREFECT_HOME is ``prefect_home``."""
+    found = []
+    for pid in processes_with_env("PREFECT_HOME", prefect_home):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"prefect_server" in command or b"uvicorn" in command:
+            found.append(pid)
+    return found
 
 
 @dataclass
@@ -203,14 +216,16 @@ class Worker:
     home: Path
     sbatch_calls: Path
     log: Path
+    command: str
+    api_url: str
 
     @classmethod
     def start(cls, command: str, api_url: str, directory: Path) -> Worker:
         shims, home, prefect_home = directory / "bin", directory / "home", directory / "prefect"
         for folder in (shims, home, prefect_home):
-            folder.mkdir(parents=True)
+            folder.mkdir(parents=True, exist_ok=True)
         calls, log = directory / "sbatch-calls", directory / "worker.log"
-        calls.touch()
+        calls.touch(exist_ok=True)
         real = subprocess.run(
             ["bash", "-c", "command -v sbatch"], capture_output=True, text=True, check=True
         ).stdout.strip()
@@ -231,11 +246,17 @@ class Worker:
             shlex.split(command, comments=True),
             cwd=directory,
             env=env,
-            stdout=log.open("wb"),
+            stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        return cls(process, directory, home, calls, log)
+        return cls(process, directory, home, calls, log, command, api_url)
+
+    def restart(self) -> None:
+        """A new worker process in the same directory, with the same job index (after a test
+        killed this one): the session's later tests keep a worker."""
+        stop_process_group(self.process)
+        self.process = Worker.start(self.command, self.api_url, self.directory).process
 
     def sbatch_calls_made(self) -> list[str]:
         """The arguments of every sbatch call (a launch checks with ``--test-only`` first)."""

@@ -20,7 +20,8 @@ MODEL = "SmolLM2-135M-Instruct"
 SIM = {"engine": "sim", "time": "00:10:00", "vllm_args": "--sim-startup-delay=0.5"}
 FAST = {"ready_timeout": 180, "poll_interval": 0.5}
 TIMEOUT_WARNING = "Timeouts in worker threads"
-SHIPPED = {"serve-and-run/on-demand", "evaluate/nightly", "cleanup-orphaned-servers/reaper"}
+REAPER = "cleanup-orphaned-servers/reaper"
+SHIPPED = {"serve-and-run/on-demand", "evaluate/nightly", REAPER}
 
 
 def write_prompts(path: Path, count: int) -> str:
@@ -72,11 +73,14 @@ def test_the_readme_commands_deploy_the_flows_from_the_installed_package(
         assert entry["pull_steps"] == [], name  # nothing to fetch: the package is installed
         assert entry["work_pool_name"] == POOL
         schedules: Any = entry["schedules"]
-        assert all(not schedule["active"] for schedule in schedules), name
+        active = any(schedule["active"] for schedule in schedules)
+        assert active is (name == REAPER), name  # the nightly waits for its datasets
+    reaper = deployed.deployments[REAPER]
+    assert reaper["parameters"] == {"dry_run": False}
     scheduled = deployed.api.post(
         "/flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}}
     )
-    assert scheduled == []  # nothing runs by itself until someone switches a schedule on
+    assert {run["deployment_id"] for run in scheduled} <= {reaper["id"]}  # only the reaper
 
 
 def test_an_on_demand_run_from_the_ui_completes(deployed: Deployed, tmp_path: Path) -> None:

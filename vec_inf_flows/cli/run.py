@@ -47,6 +47,19 @@ def add_run_command(
         "(a run where none succeeded is FAILED anyway).",
     )
     run.add_argument("--dry-run", action="store_true", default=None, help="cleanup: only report.")
+    run.add_argument(
+        "--lease-renew",
+        type=float,
+        metavar="SECONDS",
+        help="How often the run renews its servers' lease (default 60).",
+    )
+    run.add_argument(
+        "--lease-lapse",
+        type=float,
+        metavar="SECONDS",
+        help="A server whose lease was not renewed for this long stops by itself (default "
+        "300): what a killed run or a lost worker machine costs at most.",
+    )
     run.add_argument("--cluster-block", help="Name of a saved SlurmCluster block.")
     run.add_argument("--server-block", help="Name of a saved model-server block.")
     run.add_argument(
@@ -103,8 +116,41 @@ def flow_parameters(args: argparse.Namespace, launch_options: dict[str, Any]) ->
         params["datasets"] = _split(args.datasets)
     if launch_options:
         params["launch_options"] = launch_options
+    lease = _lease(args.lease_renew, args.lease_lapse)
+    if lease is not None:
+        params["lease"] = lease
     params.update(_parse_params(args.param))
     return params
+
+
+def _lease(renew: float | None, lapse: float | None) -> dict[str, float] | None:
+    if renew is None and lapse is None:
+        return None
+    from vec_inf_flows.lifecycle.lease import DEFAULT_LAPSE_AFTER, DEFAULT_RENEW_EVERY
+
+    return {
+        "renew_every": DEFAULT_RENEW_EVERY if renew is None else renew,
+        "lapse_after": DEFAULT_LAPSE_AFTER if lapse is None else lapse,
+    }
+
+
+def check_lease(flow: str, params: dict[str, Any]) -> None:
+    """A lease (``--lease-*`` or ``--param lease=...``) is checked in one line, before Prefect
+    starts; only flows that launch servers take one."""
+    if "lease" not in params:
+        return
+    if flow == "cleanup":
+        raise ConfigError("--lease-renew / --lease-lapse: the cleanup flow launches no server.")
+    from pydantic import ValidationError
+
+    from vec_inf_flows.lifecycle.lease import LeasePolicy
+
+    try:
+        LeasePolicy.model_validate(params["lease"])
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"lease{'.' + where if where else ''}: {first['msg']}") from None
 
 
 def _split(text: str) -> list[str]:
@@ -113,6 +159,7 @@ def _split(text: str) -> list[str]:
 
 def run_command(args: argparse.Namespace, launch_options: dict[str, Any], console: Any) -> int:
     params = flow_parameters(args, launch_options)
+    check_lease(args.flow, params)
     if "api_key" in launch_options:
         raise ConfigError(
             "An API key cannot be passed as a flow parameter (it would be stored in the run); "

@@ -28,9 +28,11 @@ from vec_inf_flows.flows._serving import (
     start_server,
 )
 from vec_inf_flows.flows._workload import run_dataset
+from vec_inf_flows.lifecycle.lease import LeasePolicy
 from vec_inf_flows.presentation import evaluation_table
 from vec_inf_flows.results import EvaluationRow
 from vec_inf_flows.tasks.blocks import load_cluster
+from vec_inf_flows.tasks.leases import DEFAULT_LEASE
 from vec_inf_flows.tasks.ownership import LaunchedServers, launched_servers, teardown_hook
 from vec_inf_flows.tasks.server import wait_until_ready
 
@@ -137,6 +139,7 @@ def evaluate(
     min_success_ratio: float = 0.0,
     ready_timeout: float = 1800.0,
     poll_interval: float = 2.0,
+    lease: LeasePolicy = DEFAULT_LEASE,
 ) -> list[EvaluationRow]:
     """Evaluate every model on every dataset; one summary row per pair, and a table artifact.
 
@@ -162,6 +165,10 @@ def evaluate(
             be ok; a dataset where none succeeded fails whatever this says.
         ready_timeout: Seconds to wait for each server to become READY.
         poll_interval: Longest pause between two status checks while waiting, in seconds.
+        lease: How often this run renews its servers' lease and how long a server waits for a
+            renewal before it stops by itself (default: every 60 s, lapsing after 300 s): if
+            the process running this flow dies (SIGKILL, a lost worker machine), its servers
+            end within the lapse.
     """
     check_parameters(locals())  # before anything is launched
     enable_library_logs()
@@ -174,7 +181,7 @@ def evaluate(
     rows: list[EvaluationRow] = []
     # Not a ``with`` block: leaving one would wait for every worker thread before teardown.
     pool = ThreadPoolExecutor(max_parallel_servers, thread_name_prefix="evaluate")
-    with launched_servers(where) as servers:
+    with launched_servers(where, lease) as servers:
         try:
             futures = [
                 # Each thread runs in a copy of the run context: its task runs belong to this run.

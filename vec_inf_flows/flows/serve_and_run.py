@@ -14,9 +14,11 @@ from vec_inf_flows.flows._logging import enable_library_logs
 from vec_inf_flows.flows._serving import failed_run, finish, run_name, served, start_server
 from vec_inf_flows.flows._workload import run_any
 from vec_inf_flows.handle import ServerHandle
+from vec_inf_flows.lifecycle.lease import LeasePolicy
 from vec_inf_flows.models import ServerStatus
 from vec_inf_flows.results import ServeResult
 from vec_inf_flows.tasks.blocks import client_for, load_cluster, load_server
+from vec_inf_flows.tasks.leases import DEFAULT_LEASE
 from vec_inf_flows.tasks.ownership import LaunchedServers, launched_servers, teardown_hook
 from vec_inf_flows.tasks.server import wait_until_ready
 from vec_inf_flows.tasks.workload import Workload
@@ -88,14 +90,16 @@ def serve_and_run(
     ready_timeout: float = 1800.0,
     poll_interval: float = 2.0,
     relaunches: int = 1,
+    lease: LeasePolicy = DEFAULT_LEASE,
 ) -> ServeResult:
     """Provision a model server (or attach to a running one), run a dataset or workload
     against it, collect its metrics and shut it down.
 
-    A server this flow launched is always shut down, however the run ends; one given by
-    ``job_id`` is used as it is and left running. If a server this flow launched dies while
-    the dataset runs, it is replaced (up to ``relaunches`` times) and the dataset goes on where
-    it stopped. The run is FAILED when no request succeeded (or fewer than
+    A server this flow launched is always shut down, however the run ends, and carries a lease
+    this run's process renews, so it also ends when the process is killed; one given by
+    ``job_id`` is used as it is, left running and not leased. If a server this flow launched
+    dies while the dataset runs, it is replaced (up to ``relaunches`` times) and the dataset
+    goes on where it stopped. The run is FAILED when no request succeeded (or fewer than
     ``min_success_ratio``), and its message says how many failed and why.
 
     Args:
@@ -119,6 +123,10 @@ def serve_and_run(
         ready_timeout: Seconds to wait for the server to become READY.
         poll_interval: Longest pause between two status checks while waiting, in seconds.
         relaunches: How many times a launched server that dies mid-dataset is replaced.
+        lease: How often this run renews its servers' lease and how long a server waits for a
+            renewal before it stops by itself (default: every 60 s, lapsing after 300 s): if
+            the process running this flow dies (SIGKILL, a lost worker machine), its servers
+            end within the lapse.
     """
     check_parameters(locals())  # before anything is launched
     enable_library_logs()
@@ -127,7 +135,7 @@ def serve_and_run(
     if job_id is None and not (model_name or block):
         raise ConfigError("serve_and_run needs a model_name, a server block or a job_id.")
     options = merge_options(launch_options, {"engine": engine} if engine else None)
-    with launched_servers(where) as servers:
+    with launched_servers(where, lease) as servers:
         if job_id is not None:
             handle = wait_until_ready(_attached(job_id, block, where), ready_timeout, poll_interval)
         else:

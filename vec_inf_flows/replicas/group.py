@@ -1,13 +1,15 @@
 """``ReplicaGroup``: N independent jobs serving one model, addressed by one group id.
 
 Every replica is an ordinary server launched through ``VecInfClient.launch`` (so it gets what
-every launch gets: the job directory, the index, the owner's labels), labelled with the group id.
+every launch gets: the job directory, the index, the owner's labels and record, the plan's
+lease), labelled with the group id; the router job carries the same lease.
 The group record lists them (and the router, when there is one); ``status`` and ``shutdown``
 take the group id where they take a job id.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -111,7 +113,12 @@ class ReplicaGroup:
             if self.record.ended_at is not None:
                 raise ServerError(f"Replica group {self.group_id} is shut down.")
             launched = self.client.launch(
-                self.plan.model_name, self.plan.options, api_key=self.plan.api_key, labels=labels
+                self.plan.model_name,
+                self.plan.options,
+                api_key=self.plan.api_key,
+                labels=labels,
+                lease=self.plan.lease,
+                owner=self.plan.owner,
             )
             member = Member(
                 job_id=launched.job_id,
@@ -127,9 +134,26 @@ class ReplicaGroup:
         from vec_inf_flows.replicas.router_job import launch_router
 
         with self._lock:
-            member = launch_router(self.client, self.record, self.spec, self.plan.router)
+            member = launch_router(
+                self.client,
+                self.record,
+                self.spec,
+                self.plan.router,
+                lease=self.plan.lease,
+                owner=self.plan.owner,
+            )
             self._add(member)
         return member
+
+    def release_leases(self) -> None:
+        """Hand every member over to its time limit (or ``shutdown``): no lease enforced."""
+        from vec_inf_flows.replicas.router_job import client_for
+
+        if self.plan.lease is None:
+            return
+        for member in self.record.members:
+            with contextlib.suppress(VecInfError):  # an ended member has nothing to release
+                client_for(self.client, member.backend).release_lease(member.job_id)
 
     def _add(self, member: Member) -> None:
         self.record.members.append(member)
