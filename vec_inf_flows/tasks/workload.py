@@ -6,7 +6,6 @@ token) and how many sequences it runs at once (the number of requests kept in fl
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -15,6 +14,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from vec_inf_flows import progress
+from vec_inf_flows.callables import import_callable
 from vec_inf_flows.errors import ConfigError
 from vec_inf_flows.handle import ServerHandle
 from vec_inf_flows.tasks.naming import chunk_name, run_name
@@ -92,18 +92,7 @@ def run_workload_chunk(
 
 def resolve_callable(path: Workload) -> Callable[..., Any]:
     """``"package.module:function"`` (JSON-able, for deployments) or a callable as is."""
-    if callable(path):
-        return path
-    module_name, _, attribute = path.partition(":")
-    if not module_name or not attribute:
-        raise ConfigError(f"Workload {path!r} is not of the form 'package.module:function'.")
-    try:
-        target = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as error:
-        raise ConfigError(f"Cannot import workload {path!r}: {error}.") from None
-    if not callable(target):
-        raise ConfigError(f"Workload {path!r} is not callable.")
-    return target  # type: ignore[no-any-return]
+    return path if callable(path) else import_callable(path, "Workload")
 
 
 @task(
