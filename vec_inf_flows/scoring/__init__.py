@@ -6,7 +6,14 @@ workload runner writes it, so every result record carries its own ``score``.
 
 from vec_inf_flows.scoring.builtin import BUILTIN_SCORERS
 from vec_inf_flows.scoring.record import RecordScore, RecordScorer
-from vec_inf_flows.scoring.spec import AUTO, Scorer, check_scorer, parse_scorer
+from vec_inf_flows.scoring.spec import (
+    AUTO,
+    Scorer,
+    check_scorer,
+    check_scorers,
+    parse_scorer,
+    scorer_for,
+)
 
 __all__ = [
     "AUTO",
@@ -15,5 +22,7 @@ __all__ = [
     "RecordScorer",
     "Scorer",
     "check_scorer",
+    "check_scorers",
     "parse_scorer",
+    "scorer_for",
 ]

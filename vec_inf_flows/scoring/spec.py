@@ -8,7 +8,9 @@ embedding vector for embedding requests), the reference is the record's ``expect
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from vec_inf_flows.callables import import_callable
@@ -65,3 +67,19 @@ def _as_score(function: Any) -> ScoreFunction:
         raise TypeError(f"the scorer returned {type(value).__name__}, not a number")
 
     return score
+
+
+def scorer_for(dataset: str, scorers: Mapping[str, str] | None) -> str | None:
+    """The scorer given for a dataset: by its path as listed, else by its file name."""
+    if not scorers:
+        return None
+    return scorers.get(dataset) or scorers.get(Path(dataset).name)
+
+
+def check_scorers(scorers: Mapping[str, str] | None, datasets: Sequence[str]) -> None:
+    """Every spec parses, and every key names one of the datasets (a typo would otherwise
+    leave a dataset scored by the default without a word)."""
+    for key, spec in (scorers or {}).items():
+        if not any(key in (dataset, Path(dataset).name) for dataset in datasets):
+            raise ConfigError(f"scorers names {key!r}, which is not one of the datasets.")
+        check_scorer(spec)
