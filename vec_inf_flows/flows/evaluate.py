@@ -136,9 +136,10 @@ def evaluate(
     name = resolve_evaluation_name(evaluation_name)
     run_id = str(runtime_flow_run.id or uuid.uuid4())
     started = datetime.now(UTC)
-    folder = run_folder(output_dir, name, run_id, started)
+    root = Path(output_dir).expanduser().resolve()  # the history names folders absolutely
+    folder = run_folder(root, name, run_id, started)
     logger.info("evaluation %s: results in %s", name, folder)
-    record = RunRecord(name, Path(output_dir).expanduser(), folder, run_id, started)
+    record = RunRecord(name, root, folder, run_id, started)
     labels = dataset_labels(datasets)
     settings = Settings(chunk_size, min_success_ratio, retry_failed, batch_output)
     timing = Timing(ready_timeout, poll_interval)
