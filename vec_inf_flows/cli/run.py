@@ -167,9 +167,11 @@ def cluster_for_backend(backend: str, cluster: Any) -> Any:
 def check_inputs(params: dict[str, Any], backend: str | None = None) -> None:
     """Refuse bad input in one line before Prefect starts, rather than as a failed flow run:
     missing request files, unknown models, invalid launch options, an unknown job id."""
+    from vec_inf_flows.evals.run_folder import check_distinct
     from vec_inf_flows.scoring import check_scorer
     from vec_inf_flows.workload.checks import check_dataset, check_output_file
 
+    check_distinct(params.get("models") or (), params.get("datasets") or ())
     check_scorer(params.get("scorer"))
     for spec in (params.get("scorers") or {}).values():
         check_scorer(spec)

@@ -35,6 +35,18 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_distinct(models: Sequence[str], datasets: Sequence[str]) -> None:
+    """Refuse a model or a dataset (by resolved path) listed twice: evaluating it twice would
+    only write its results twice."""
+    for what, items in (("models", models), ("datasets", datasets)):
+        seen: set[str] = set()
+        for item in items:
+            key = str(Path(item).expanduser().resolve()) if what == "datasets" else item
+            if key in seen:
+                raise ConfigError(f"{what} lists {item!r} twice; give each once.")
+            seen.add(key)
+
+
 def history_path(root: str | Path, evaluation: str) -> Path:
     return Path(root).expanduser() / evaluation / HISTORY_FILE
 

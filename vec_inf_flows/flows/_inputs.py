@@ -65,14 +65,3 @@ def _check_numbers(parameters: Mapping[str, Any]) -> None:
         if name in parameters and not parameters[name] > 0:
             raise ConfigError(f"{name} must be more than 0 (got {parameters[name]}).")
 
-
-def check_distinct(parameters: Mapping[str, Any], *names: str) -> None:
-    """Refuse a list parameter that names the same thing twice (datasets by resolved path):
-    evaluating a model twice would only write its results twice."""
-    for name in names:
-        seen: dict[str, str] = {}
-        for item in parameters.get(name) or ():
-            key = str(Path(item).expanduser().resolve()) if name == "datasets" else str(item)
-            if key in seen:
-                raise ConfigError(f"{name} lists {item!r} twice; give each once.")
-            seen[key] = item

@@ -23,6 +23,7 @@ from vec_inf_flows.blocks import SlurmCluster
 from vec_inf_flows.catalog.options import LaunchOptions, merge_options
 from vec_inf_flows.errors import ConfigError
 from vec_inf_flows.evals.run_folder import (
+    check_distinct,
     check_name,
     dataset_labels,
     default_root,
@@ -40,7 +41,7 @@ from vec_inf_flows.flows._evaluation import (
     file_run,
     publish_summary,
 )
-from vec_inf_flows.flows._inputs import check_distinct, check_parameters
+from vec_inf_flows.flows._inputs import check_parameters
 from vec_inf_flows.flows._logging import enable_library_logs
 from vec_inf_flows.flows._serving import failed_run, run_name
 from vec_inf_flows.results import EvaluationRow
@@ -129,7 +130,7 @@ def evaluate(
     """
     output_dir = output_dir or str(default_root())
     check_parameters(locals())  # before anything is launched
-    check_distinct(locals(), "models", "datasets")
+    check_distinct(models, datasets)
     enable_library_logs()
     if not models or not datasets:
         raise ConfigError("evaluate needs at least one model and one dataset.")
