@@ -64,4 +64,3 @@ def _check_numbers(parameters: Mapping[str, Any]) -> None:
     for name in POSITIVE:
         if name in parameters and not parameters[name] > 0:
             raise ConfigError(f"{name} must be more than 0 (got {parameters[name]}).")
-

@@ -120,14 +120,20 @@ class ResultStore:
             os.truncate(self.path, good_end)
 
 
-def _parse_record_line(raw: bytes) -> tuple[str, int] | None:
+def _whole_record(raw: bytes) -> dict[str, object] | None:
+    """A complete line holding a JSON object, else None (a torn tail, something foreign)."""
     if not raw.endswith(b"\n"):
         return None
     try:
         value = json.loads(raw)
     except ValueError:
         return None
-    if not isinstance(value, dict):
+    return value if isinstance(value, dict) else None
+
+
+def _parse_record_line(raw: bytes) -> tuple[str, int] | None:
+    value = _whole_record(raw)
+    if value is None:
         return None
     record_id, line = value.get("id"), value.get("line")
     if not isinstance(record_id, str) or not isinstance(line, int):
@@ -138,13 +144,8 @@ def _parse_record_line(raw: bytes) -> tuple[str, int] | None:
 def _sent_and_failed(raw: bytes) -> bool:
     """A whole record of a request that was sent and finally failed (not an invalid line,
     which would fail the same way again)."""
-    if not raw.endswith(b"\n"):
-        return False
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return False
-    return isinstance(value, dict) and value.get("ok") is False and bool(value.get("attempts"))
+    value = _whole_record(raw)
+    return value is not None and value.get("ok") is False and bool(value.get("attempts"))
 
 
 def forget_failed(path: str | Path) -> int:
