@@ -160,3 +160,42 @@ def test_retry_failed_resends_only_the_failed_ids(tmp_path: Path) -> None:
     records = read_records(output)
     assert len(records) == 40 and all(record["ok"] for record in records)
     assert {record["id"] for record in records[len(good) :]} == failed_ids
+
+
+def test_embeddings_are_scored_by_cosine_against_reference_vectors(tmp_path: Path) -> None:
+    args = [
+        "embedder",
+        "--served-model-name",
+        "e",
+        "--runner",
+        "pooling",
+        "--sim-startup-delay",
+        "0",
+    ]
+    with SimServer(args) as server:
+        known = httpx.post(
+            server.base_url + "/embeddings",
+            json={"model": "e", "input": ["the cat sat on the mat", "stock prices fell"]},
+            timeout=30,
+        ).json()["data"]
+        source = write_jsonl(
+            tmp_path / "texts.jsonl",
+            [  # the reference vector of a known embedding: itself, and another text's
+                {
+                    "id": "same",
+                    "input": "the cat sat on the mat",
+                    "reference": known[0]["embedding"],
+                },
+                {
+                    "id": "other",
+                    "input": "the cat sat on the mat",
+                    "expected": known[1]["embedding"],
+                },
+            ],
+        )
+        output = tmp_path / "out.jsonl"
+        run_chunk(source, output, [server.base_url], options=RunOptions(model="e"))
+
+    scores = {record["id"]: record["score"] for record in read_records(output)}
+    assert scores["same"] == 1.0
+    assert -1.0 <= scores["other"] < 0.5
