@@ -27,6 +27,7 @@ from vec_inf_flows.events import emit_regression_event
 from vec_inf_flows.flows._serving import best_effort_metrics, finish, start_server
 from vec_inf_flows.flows._workload import run_dataset
 from vec_inf_flows.handle import ServerHandle
+from vec_inf_flows.jobdir import atomic_write
 from vec_inf_flows.presentation import evaluation_table
 from vec_inf_flows.results import EvaluationRow
 from vec_inf_flows.tasks.ownership import LaunchedServers
@@ -223,7 +224,7 @@ def file_run(
     history = history_path(record.root, record.evaluation)
     changes = score_changes(entry, previous_entry(history, record.flow_run_id))
     append_entry(history, entry)
-    (record.folder / "summary.json").write_text(entry.model_dump_json(indent=2) + "\n")
+    atomic_write(record.folder / "summary.json", entry.model_dump_json(indent=2) + "\n")
     before = {(c.model, c.dataset, c.scorer): c.previous_score for c in changes}
     rows = [
         row.model_copy(
