@@ -155,6 +155,8 @@ def workload_rows(summary: WorkloadSummary) -> Rows:
         rows.append(("TTFT p50 / p95 / p99", _seconds(summary.ttft_s)))
     if summary.relaunches:
         rows.append(("Relaunches", str(summary.relaunches)))
+    if summary.score is not None:
+        rows.append(("Score", f"{summary.score:.3f} ({summary.scorer}, {summary.scored} scored)"))
     return rows
 
 
@@ -179,8 +181,19 @@ def serve_tables(result: ServeResult) -> list[Table]:
 
 
 EVALUATION_COLUMNS = (
-    "Model", "Dataset", "Job", "Status", "OK", "Failed", "Req/s", "Latency p50", "Why",
+    "Model", "Dataset", "Job", "Status", "OK", "Failed", "Score", "Change", "Req/s",
+    "Latency p50", "Why",
 )  # fmt: skip
+
+
+def _score(row: EvaluationRow) -> tuple[str, str]:
+    """``0.750`` and its change since the previous run (``-0.250``), blank where unscored."""
+    score = row.score
+    if score is None:
+        return "", ""
+    if row.previous_score is None:
+        return f"{score:.3f}", ""
+    return f"{score:.3f}", f"{score - row.previous_score:+.3f}"
 
 
 def evaluation_table(rows: Sequence[EvaluationRow]) -> Table:
@@ -196,6 +209,7 @@ def evaluation_table(rows: Sequence[EvaluationRow]) -> Table:
                 row.status,
                 str(work.ok) if work else "",
                 str(work.failed + work.invalid) if work else "",
+                *_score(row),
                 f"{work.requests_per_s:.2f}" if work else "",
                 f"{work.latency_s.p50:.3f} s" if work and work.latency_s.p50 is not None else "",
                 _short(why, 200),

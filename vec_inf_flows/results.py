@@ -32,10 +32,18 @@ class WorkloadSummary(ChunkSummary):
     chunks: int = Field(description="Task runs the dataset was sent in.")
     errors: list[ErrorGroup] = Field(default=[], description="Why requests failed, grouped.")
     relaunches: int = Field(default=0, description="Servers replaced after dying mid-run.")
+    scorer: str | None = Field(default=None, description="How answers were scored.")
+    scored: int = Field(default=0, description="Results scored against a reference.")
+    score: float | None = Field(default=None, description="Their mean score (0 to 1).")
 
     @classmethod
     def of(
-        cls, dataset: str, output: str, chunks: Sequence[ChunkSummary], digest: OutputDigest
+        cls,
+        dataset: str,
+        output: str,
+        chunks: Sequence[ChunkSummary],
+        digest: OutputDigest,
+        scorer: str | None = None,
     ) -> WorkloadSummary:
         elapsed = round(sum(chunk.elapsed_s for chunk in chunks), 4)
         sent = sum(chunk.ok + chunk.failed for chunk in chunks)
@@ -58,6 +66,9 @@ class WorkloadSummary(ChunkSummary):
             latency_s=digest.latency_s,
             ttft_s=digest.ttft_s,
             errors=digest.errors,
+            scorer=scorer if digest.scored else None,
+            scored=digest.scored,
+            score=digest.score,
         )
 
     @property
@@ -110,6 +121,13 @@ class EvaluationRow(_Result):
     error: str | None = None
     workload: WorkloadSummary | None = None
     metrics: ServerMetrics | None = None
+    previous_score: float | None = Field(
+        default=None, description="The score of the previous run of this evaluation."
+    )
+
+    @property
+    def score(self) -> float | None:
+        return self.workload.score if self.workload is not None else None
 
 
 CleanupAction = Literal["cancelled", "would cancel", "cancel failed", "reported", "kept"]

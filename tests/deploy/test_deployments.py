@@ -128,13 +128,15 @@ def test_an_evaluation_from_the_ui_completes_without_timeout_warnings(
     run = run_to_the_end(deployed, "evaluate/nightly", parameters)
 
     assert run["state_type"] == "COMPLETED", explain(deployed, run)
-    (table,) = [a for a in deployed.api.artifacts(run["id"]) if a["key"] == "vec-inf-evaluation"]
+    artifacts = deployed.api.artifacts(run["id"])
+    (table,) = [a for a in artifacts if a["key"] == "vec-inf-evaluation-nightly"]
     rows = json.loads(table["data"])
     assert [(row["Status"], row["OK"], row["Failed"]) for row in rows] == [
         ("ok", "3", "0"),
         ("ok", "4", "0"),
     ]
-    written = sorted(results.iterdir())
+    (folder,) = (results / "nightly").glob(f"*-{run['id']}")  # the run's own folder
+    written = sorted(folder.glob("*/*.results.jsonl"))
     assert [len(read_records(path)) for path in written] == [3, 4]
     server_events(deployed, run["id"], {"vec-inf.server.ready", "vec-inf.server.shutdown"})
     assert_no_job_left(deployed)

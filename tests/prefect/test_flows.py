@@ -241,7 +241,7 @@ def test_evaluate_names_a_model_that_fails_to_start_and_finishes_the_others(
     failed = rows[EMBEDDING_MODEL]
     assert failed.status == "failed" and failed.error is not None
     assert "FAILED before becoming ready" in failed.error and "KV cache" in failed.error
-    summary = artifacts_of(state.state_details.flow_run_id)["vec-inf-evaluation"]
+    summary = artifacts_of(state.state_details.flow_run_id)["vec-inf-evaluation-default"]
     assert f"failed: {EMBEDDING_MODEL} on {prompts} (ServerError:" in (summary.description or "")
     assert "KV cache" in (summary.description or "")
     jobs.assert_none_left()

@@ -46,6 +46,23 @@ def add_run_command(
         help="Fraction of requests that must succeed for the run to be COMPLETED "
         "(a run where none succeeded is FAILED anyway).",
     )
+    run.add_argument(
+        "--retry-failed",
+        action="store_true",
+        default=None,
+        help="Send again the requests the output records as failed; keep the answered ones.",
+    )
+    run.add_argument(
+        "--scorer",
+        help="Score records that have an 'expected'/'reference': exact_match, contains, regex, "
+        "numeric[:TOL], embedding_cosine or package.module:function (default: auto).",
+    )
+    run.add_argument(
+        "--batch-output",
+        action="store_true",
+        default=None,
+        help="Also write the results in the OpenAI Batch output format (<output>.batch.jsonl).",
+    )
     run.add_argument("--dry-run", action="store_true", default=None, help="cleanup: only report.")
     run.add_argument(
         "--lease-renew",
@@ -98,7 +115,7 @@ def flow_parameters(args: argparse.Namespace, launch_options: dict[str, Any]) ->
     params: dict[str, Any] = {}
     simple = (
         "model_name", "job_id", "dataset", "output", "output_dir", "chunk_size",
-        "ready_timeout", "dry_run", "min_success_ratio",
+        "ready_timeout", "dry_run", "min_success_ratio", "retry_failed", "batch_output",
     )  # fmt: skip
     for name in simple:
         value = getattr(args, name, None)
@@ -114,6 +131,10 @@ def flow_parameters(args: argparse.Namespace, launch_options: dict[str, Any]) ->
         params["models"] = _split(args.models)
     if args.datasets:
         params["datasets"] = _split(args.datasets)
+    if args.scorer and args.flow == "evaluate":  # the same scorer for every dataset
+        params["scorers"] = {dataset: args.scorer for dataset in params.get("datasets", ())}
+    elif args.scorer:
+        params["scorer"] = args.scorer
     if launch_options:
         params["launch_options"] = launch_options
     lease = _lease(args.lease_renew, args.lease_lapse)
@@ -193,8 +214,14 @@ def cluster_for_backend(backend: str, cluster: Any) -> Any:
 def check_inputs(params: dict[str, Any], backend: str | None = None) -> None:
     """Refuse bad input in one line before Prefect starts, rather than as a failed flow run:
     missing request files, unknown models, invalid launch options, an unknown job id."""
+    from vec_inf_flows.evals.run_folder import check_distinct
+    from vec_inf_flows.scoring import check_scorer
     from vec_inf_flows.workload.checks import check_dataset, check_output_file
 
+    check_distinct(params.get("models") or (), params.get("datasets") or ())
+    check_scorer(params.get("scorer"))
+    for spec in (params.get("scorers") or {}).values():
+        check_scorer(spec)
     for name in (params.get("dataset"), *params.get("datasets", ())):
         if name is not None:
             check_dataset(name)

@@ -91,6 +91,9 @@ def serve_and_run(
     poll_interval: float = 2.0,
     relaunches: int = 1,
     lease: LeasePolicy = DEFAULT_LEASE,
+    scorer: str | None = None,
+    retry_failed: bool = False,
+    batch_output: bool = False,
 ) -> ServeResult:
     """Provision a model server (or attach to a running one), run a dataset or workload
     against it, collect its metrics and shut it down.
@@ -127,6 +130,14 @@ def serve_and_run(
             renewal before it stops by itself (default: every 60 s, lapsing after 300 s): if
             the process running this flow dies (SIGKILL, a lost worker machine), its servers
             end within the lapse.
+        scorer: How records with an 'expected' or 'reference' are scored: exact_match,
+            contains, regex, regex:PATTERN, numeric, numeric:TOLERANCE, embedding_cosine, or
+            "package.module:function"; default: auto (exact_match for text, embedding_cosine
+            for embeddings).
+        retry_failed: Send again the requests the output file records as failed (the
+            answered ones are kept); otherwise every recorded id counts as done.
+        batch_output: Also write the results in the OpenAI Batch output format, as
+            <output>.batch.jsonl beside the output file.
     """
     check_parameters(locals())  # before anything is launched
     enable_library_logs()
@@ -151,6 +162,9 @@ def serve_and_run(
                     chunk_size=chunk_size,
                     output_dir=output_dir,
                     output=output,
+                    scorer=scorer,
+                    retry_failed=retry_failed and replaced == 0,  # a replacement resumes
+                    batch_output=batch_output,
                 )
                 break
             except Exception as error:

@@ -6,7 +6,6 @@ token) and how many sequences it runs at once (the number of requests kept in fl
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -15,8 +14,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from vec_inf_flows import progress
+from vec_inf_flows.callables import import_callable
 from vec_inf_flows.errors import ConfigError
 from vec_inf_flows.handle import ServerHandle
+from vec_inf_flows.scoring import RecordScorer
 from vec_inf_flows.tasks.naming import chunk_name, run_name
 from vec_inf_flows.tasks.retries import retry_on_transient
 from vec_inf_flows.workload.reader import Chunk
@@ -54,6 +55,7 @@ def run_workload_chunk(
     progress_label: str | None = None,
     done_before: int = 0,
     total: int | None = None,
+    scorer: str | None = None,
 ) -> ChunkSummary:
     """Send one chunk of a dataset (hundreds to thousands of requests) in one task run.
 
@@ -69,6 +71,9 @@ def run_workload_chunk(
             ``vec_inf_flows.progress`` under this label (the CLI's progress bar).
         done_before: Requests of the dataset finished before this chunk (for the bar).
         total: Requests in the whole dataset (for the bar).
+        scorer: How records with an 'expected' or 'reference' are scored: exact_match,
+            contains, regex, numeric, embedding_cosine, or "package.module:function";
+            default: auto (exact_match for text, embedding_cosine for embeddings).
 
     Example: ``for chunk in iter_chunks("prompts.jsonl", 500):
     run_workload_chunk(server, "prompts.jsonl", "out.jsonl", chunk)``
@@ -84,7 +89,10 @@ def run_workload_chunk(
         [replica_of(server)],
         chunk=chunk,
         options=RunOptions(
-            model=server.model_name, api_key=server.bearer(), deadline_s=CHUNK_DEADLINE_S
+            model=server.model_name,
+            api_key=server.bearer(),
+            deadline_s=CHUNK_DEADLINE_S,
+            scorer=RecordScorer.of(scorer),
         ),
         on_progress=report,
     )
@@ -92,18 +100,7 @@ def run_workload_chunk(
 
 def resolve_callable(path: Workload) -> Callable[..., Any]:
     """``"package.module:function"`` (JSON-able, for deployments) or a callable as is."""
-    if callable(path):
-        return path
-    module_name, _, attribute = path.partition(":")
-    if not module_name or not attribute:
-        raise ConfigError(f"Workload {path!r} is not of the form 'package.module:function'.")
-    try:
-        target = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as error:
-        raise ConfigError(f"Cannot import workload {path!r}: {error}.") from None
-    if not callable(target):
-        raise ConfigError(f"Workload {path!r} is not callable.")
-    return target  # type: ignore[no-any-return]
+    return path if callable(path) else import_callable(path, "Workload")
 
 
 @task(
