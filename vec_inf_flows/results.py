@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vec_inf_flows.errors import VecInfError
 from vec_inf_flows.handle import ServerHandle
+from vec_inf_flows.replicas.summary import ReplicaSummary
 from vec_inf_flows.server.metrics import ServerMetrics
 from vec_inf_flows.workload.stats import ChunkSummary, ErrorGroup, OutputDigest
 
@@ -98,6 +99,9 @@ class ServeResult(_Result):
     )
     metrics: ServerMetrics | None = None
     metrics_error: str | None = None
+    replicas: ReplicaSummary | None = Field(
+        default=None, description="The replica group that served it, when there was one."
+    )
 
 
 class EvaluationRow(_Result):
@@ -110,6 +114,7 @@ class EvaluationRow(_Result):
     error: str | None = None
     workload: WorkloadSummary | None = None
     metrics: ServerMetrics | None = None
+    replicas: ReplicaSummary | None = None
 
 
 CleanupAction = Literal["would cancel", "cancelled", "cancel failed"]

@@ -66,6 +66,9 @@ def add_run_command(
     )
     run.add_argument("--json-mode", action="store_true", help="Print the result as JSON.")
     add_launch_options(run)
+    from vec_inf_flows.cli.replica_flags import add_replica_options
+
+    add_replica_options(run, flows=True)
 
 
 def _parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -85,7 +88,8 @@ def flow_parameters(args: argparse.Namespace, launch_options: dict[str, Any]) ->
     params: dict[str, Any] = {}
     simple = (
         "model_name", "job_id", "dataset", "output", "output_dir", "chunk_size",
-        "ready_timeout", "dry_run", "min_success_ratio",
+        "ready_timeout", "dry_run", "min_success_ratio", "replicas", "router", "elastic",
+        "max_gpus", "max_concurrent_replicas",
     )  # fmt: skip
     for name in simple:
         value = getattr(args, name, None)

@@ -13,6 +13,7 @@ from vec_inf_flows.artifacts import Progress, artifact_key, publish_table
 from vec_inf_flows.errors import ConfigError
 from vec_inf_flows.handle import ServerHandle
 from vec_inf_flows.presentation import key_value, workload_rows
+from vec_inf_flows.replicas.serving import ServingGroup
 from vec_inf_flows.results import WorkloadSummary
 from vec_inf_flows.tasks.workload import Workload, run_workload, run_workload_chunk
 from vec_inf_flows.workload.reader import iter_chunks
@@ -28,7 +29,7 @@ def output_path_for(dataset: str, model_name: str, output_dir: str | None) -> Pa
 
 
 def run_dataset(
-    server: ServerHandle,
+    server: ServerHandle | ServingGroup,
     dataset: str,
     chunk_size: int,
     output_dir: str | None = None,
@@ -76,7 +77,7 @@ def run_dataset(
 
 
 def run_any(
-    server: ServerHandle,
+    server: ServerHandle | ServingGroup,
     *,
     dataset: str | None,
     workload: Workload | None,

@@ -20,34 +20,30 @@ from vec_inf_flows.catalog.options import LaunchOptions, merge_options
 from vec_inf_flows.errors import ConfigError
 from vec_inf_flows.flows._inputs import check_parameters
 from vec_inf_flows.flows._logging import enable_library_logs
-from vec_inf_flows.flows._serving import (
-    best_effort_metrics,
-    failed_run,
-    finish,
-    run_name,
-    start_server,
-)
+from vec_inf_flows.flows._replicas import ModelServing, RouterChoice, Scale
+from vec_inf_flows.flows._serving import failed_run, run_name
 from vec_inf_flows.flows._workload import run_dataset
 from vec_inf_flows.presentation import evaluation_table
+from vec_inf_flows.replicas.budget import SharedBudget
 from vec_inf_flows.results import EvaluationRow
 from vec_inf_flows.tasks.blocks import load_cluster
 from vec_inf_flows.tasks.ownership import LaunchedServers, launched_servers, teardown_hook
-from vec_inf_flows.tasks.server import wait_until_ready
 
 logger = logging.getLogger("vec_inf_flows")
 EngineChoice = Literal["vllm", "sglang", "sim"]
 
 
 @contextmanager
-def gpu_slot(limit_name: str | None) -> Iterator[None]:
-    """Hold one slot of a Prefect global concurrency limit, shared with other runs."""
+def gpu_slot(limit_name: str | None, occupy: int = 1) -> Iterator[None]:
+    """Hold slots of a Prefect global concurrency limit (one per server or replica), shared
+    with other runs."""
     if limit_name is None:
         with nullcontext():
             yield
         return
     from prefect.concurrency.sync import concurrency
 
-    with concurrency(limit_name, occupy=1, strict=True):
+    with concurrency(limit_name, occupy=occupy, strict=True):
         yield
 
 
@@ -63,16 +59,19 @@ def evaluate_model(
     ready_timeout: float,
     poll_interval: float,
     gpu_limit_name: str | None,
+    scale: Scale | None = None,
+    shared: SharedBudget | None = None,
 ) -> list[EvaluationRow]:
     """One row per dataset; a failure before a dataset ran becomes its row, with the reason."""
     rows: list[EvaluationRow] = []
-    job_id: str | None = None
+    scale = scale or Scale()
+    serving = ModelServing(servers, model_name, options, scale, shared=shared)
     try:
-        with gpu_slot(gpu_limit_name):
-            handle = start_server(servers, model_name, options, None)
-            job_id = handle.job_id
-            try:  # from here on the server is ours: shut it down however this ends
-                handle = wait_until_ready(handle, ready_timeout, poll_interval, servers.cluster)
+        with gpu_slot(gpu_limit_name, scale.replicas):
+            serving.launch()
+            job_id = serving.job_id
+            try:  # from here on the server (or group) is ours: shut it down however this ends
+                handle = serving.ready(ready_timeout, poll_interval, datasets)
                 for dataset in datasets:
                     summary = run_dataset(handle, dataset, chunk_size, output_dir)
                     shortfall = summary.shortfall(min_success_ratio)
@@ -86,10 +85,14 @@ def evaluate_model(
                             workload=summary,
                         )
                     )
-                metrics, _ = best_effort_metrics(handle, servers.cluster)
-                rows = [row.model_copy(update={"metrics": metrics}) for row in rows]
+                metrics, _ = serving.metrics()
+                replicas = serving.replicas()
+                rows = [
+                    row.model_copy(update={"metrics": metrics, "replicas": replicas})
+                    for row in rows
+                ]
             finally:
-                finish(servers, handle)
+                serving.stop()
     except Exception as error:
         logger.error("%s failed: %s", model_name, error)
         done = {row.dataset for row in rows}
@@ -97,7 +100,7 @@ def evaluate_model(
             EvaluationRow(
                 model=model_name,
                 dataset=dataset,
-                job_id=job_id,
+                job_id=serving.job_id,
                 status="failed",
                 error=f"{type(error).__name__}: {error}",
             )
@@ -137,6 +140,11 @@ def evaluate(
     min_success_ratio: float = 0.0,
     ready_timeout: float = 1800.0,
     poll_interval: float = 2.0,
+    replicas: int = 1,
+    router: RouterChoice = "none",
+    elastic: bool = False,
+    max_gpus: int | None = None,
+    max_concurrent_replicas: int | None = None,
 ) -> list[EvaluationRow]:
     """Evaluate every model on every dataset; one summary row per pair, and a table artifact.
 
@@ -154,14 +162,24 @@ def evaluate(
         cluster: Cluster block (or its name) to launch on; default: this machine's defaults.
         launch_options: Launch options for every model, laid over the cluster's.
         model_options: Options for one model alone, by model name, laid over launch_options.
-        max_parallel_servers: Most servers alive at once (the run's GPU budget).
-        gpu_limit_name: A Prefect global concurrency limit to hold one slot of per server,
-            shared with other runs.
+        max_parallel_servers: Most models served at once (each by a server or a group).
+        gpu_limit_name: A Prefect global concurrency limit to hold one slot of per server
+            (per replica with replicas), shared with other runs.
         chunk_size: Requests per task run.
         min_success_ratio: Fraction of a dataset's requests that must succeed for its row to
             be ok; a dataset where none succeeded fails whatever this says.
         ready_timeout: Seconds to wait for each server to become READY.
         poll_interval: Longest pause between two status checks while waiting, in seconds.
+        replicas: Serve each model from this many independent jobs (a replica group): work
+            starts on its first READY replica, the others join as they come, one that dies is
+            replaced (once per replica) and its requests go to the others.
+        router: One OpenAI-compatible endpoint in front of each group (vllm-router): its own
+            CPU job, a local process, or none (the runner spreads requests itself).
+        elastic: Size each group by its backlog, up to ``replicas``: add replicas while the
+            backlog is deep and the budget allows, release them as it drains (the room goes
+            to the other models).
+        max_gpus: GPUs all models' replicas may hold at once (the run's GPU budget).
+        max_concurrent_replicas: Replicas all models may have queued or running at once.
     """
     check_parameters(locals())  # before anything is launched
     enable_library_logs()
@@ -170,6 +188,10 @@ def evaluate(
     if max_parallel_servers < 1:
         raise ConfigError("max_parallel_servers must be at least 1.")
     where = load_cluster(cluster)
+    scale = Scale(replicas, router, elastic)
+    budget = None
+    if max_gpus is not None or max_concurrent_replicas is not None:
+        budget = SharedBudget(max_gpus, max_concurrent_replicas)
     shared = merge_options(launch_options, {"engine": engine} if engine else None)
     rows: list[EvaluationRow] = []
     # Not a ``with`` block: leaving one would wait for every worker thread before teardown.
@@ -191,6 +213,8 @@ def evaluate(
                     ready_timeout=ready_timeout,
                     poll_interval=poll_interval,
                     gpu_limit_name=gpu_limit_name,
+                    scale=scale,
+                    shared=budget,
                 )
                 for model in models
             ]

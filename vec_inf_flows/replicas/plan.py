@@ -51,6 +51,8 @@ class ReplicaPlan(BaseModel):
     max_gpus: int | None = Field(default=None, ge=1)
     max_concurrent: int | None = Field(default=None, ge=1)  # replicas holding or awaiting resources
     router: RouterSettings = Field(default_factory=RouterSettings)
+    # Recorded in every member's job JSON (a flow's run id, so its hooks find the jobs).
+    labels: dict[str, str] = Field(default_factory=dict)
 
     @property
     def budget(self) -> GpuBudget:

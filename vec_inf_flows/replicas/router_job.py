@@ -13,6 +13,7 @@ import secrets
 import shutil
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,11 @@ def router_spec(record: GroupRecord, spec: LaunchSpec, settings: RouterSettings)
 
 
 def launch_router(
-    client: VecInfClient, record: GroupRecord, spec: LaunchSpec, settings: RouterSettings
+    client: VecInfClient,
+    record: GroupRecord,
+    spec: LaunchSpec,
+    settings: RouterSettings,
+    labels: Mapping[str, str] | None = None,
 ) -> Member:
     """Submit the router; returns its member entry (the caller adds it to the record)."""
     place = "local" if settings.place == "local" else client.backend.name
@@ -93,7 +98,9 @@ def launch_router(
         paths.directory.mkdir(parents=True, exist_ok=True, mode=0o755)
         jobdir.atomic_write(paths.script, script)
         jobdir.atomic_write(paths.directory / LAUNCHER_FILENAME, launcher_source())
-        jobdir.write_json(paths.json, _router_record(record, rspec, job_id, job_name, paths))
+        fields = _router_record(record, rspec, job_id, job_name, paths)
+        fields["labels"] = {**(labels or {}), **fields["labels"]}
+        jobdir.write_json(paths.json, fields)
         jobdir.register(owner.index_root, job_id, paths.directory)
         backend.release(job_id)
     except BaseException:

@@ -1,6 +1,7 @@
 """Replicas joining and leaving a run while it goes on.
 
-A replica group reports its servers as they become READY and as their jobs end; the runner
+A replica group reports its servers as they become READY and as their jobs end, and asks for
+one to be drained before it releases it (an elastic group whose backlog shrank); the runner
 applies those changes to its pool. The stream of changes ends when no more replicas will come
 (the group gave up or was told to stop), which lets the run fail cleanly once the last live
 replica is gone instead of waiting forever.
@@ -8,8 +9,9 @@ replica is gone instead of waiting forever.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vec_inf_flows.workload.replicas import Replica, ReplicaPool
 
@@ -29,7 +31,17 @@ class Left:
     reason: str
 
 
-MembershipChange = Joined | Left
+@dataclass(frozen=True)
+class Drain:
+    """A server is being released (the backlog no longer needs it): send it nothing new, let
+    what it holds finish there, and set ``idle`` once it holds nothing."""
+
+    base_url: str
+    reason: str
+    idle: asyncio.Event = field(default_factory=asyncio.Event, compare=False)
+
+
+MembershipChange = Joined | Left | Drain
 Membership = AsyncIterable[MembershipChange]
 
 
@@ -39,6 +51,8 @@ async def follow(changes: Membership, pool: ReplicaPool) -> None:
         async for change in changes:
             if isinstance(change, Joined):
                 await pool.add(change.replica)
+            elif isinstance(change, Drain):
+                await pool.drain(change.base_url, change.reason, change.idle)
             else:
                 await pool.retire(change.base_url, change.reason)
     finally:
