@@ -126,7 +126,7 @@ def server_rows(result: ServeResult) -> Rows:
         return [
             ("Model Name", server.model_name),
             ("Group ID", server.job_id),
-            ("Endpoint", server.base_url or "none (the runner spread the requests itself)"),
+            ("Endpoint", server.base_url or "none (no router)"),
             ("Max Concurrent Sequences", f"{server.max_concurrent_sequences} per replica"),
             ("Launched Here", "yes"),
         ]
@@ -181,7 +181,6 @@ def replica_rows(summary: ReplicaSummary) -> Rows:
     if never:
         rows.append(("Never READY", ", ".join(never)))
     if summary.router_job_id is not None:
-        rows.append(("Endpoint", summary.endpoint or "UNAVAILABLE"))
         rows.append(("Router Job ID", summary.router_job_id))
     return rows
 

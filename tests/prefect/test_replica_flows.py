@@ -5,10 +5,12 @@ nothing is left in squeue."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -16,9 +18,15 @@ from typing import Any
 
 import httpx
 import pytest
-from prefect_helpers import FAST, MODEL, REPO, ClusterJobs, read_records
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
+from prefect.runner import Runner
+from prefect.states import Cancelling
+from prefect_helpers import FAST, MODEL, REPO, SLOW_SERVER, ClusterJobs, read_records, wait_until
 
 from vec_inf_flows import progress
+from vec_inf_flows.errors import VecInfError
 from vec_inf_flows.flows import evaluate, serve_and_run
 from vec_inf_flows.handle import ServerHandle
 from vec_inf_flows.models import ServerStatus
@@ -230,4 +238,92 @@ def test_evaluate_shares_one_replica_budget_across_models(
         ("ok", 60),
     ]
     assert rows[0].replicas is not None and rows[0].job_id == rows[0].replicas.group_id
+    jobs.assert_none_left()
+
+
+def requests_running(jobs: ClusterJobs) -> bool:
+    """A READY replica of the test's group is generating (the flow is mid-workload)."""
+    client = jobs.client()
+    for status in client.statuses(jobs.ids()):
+        if status.server_status is ServerStatus.READY and "(router)" not in status.model_name:
+            try:
+                if client.metrics(status.job_id).metrics.requests_running:
+                    return True
+            except VecInfError:
+                continue
+    return False
+
+
+GROUP_FLOW_PROCESS = """
+import json, sys
+from vec_inf_flows.flows import serve_and_run
+model, dataset, output, options = sys.argv[1:5]
+serve_and_run(model, dataset=dataset, output=output, launch_options=json.loads(options),
+              replicas=2, router="job", ready_timeout=180, poll_interval=0.5)
+"""
+
+
+def test_sigterm_mid_run_tears_down_every_replica_and_the_router(
+    jobs: ClusterJobs, subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    dataset = write_requests(tmp_path / "slow.jsonl", 4, max_tokens=1500)
+    options = jobs.options([*SLOW_SERVER, "--max-num-seqs=2"], **SMALL)
+    log = (tmp_path / "flow.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-c", GROUP_FLOW_PROCESS, MODEL, dataset, str(tmp_path / "out.jsonl"),
+         json.dumps(options)],
+        env=subprocess_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: requests_running(jobs), 180, "a replica serving the flow's requests")
+        assert len(jobs.ids()) == 3  # two replicas and the router
+        process.send_signal(signal.SIGTERM)
+        jobs.assert_none_left()
+        assert process.wait(timeout=60) != 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def test_cancelling_a_replica_run_through_the_api_tears_the_group_down(
+    jobs: ClusterJobs, tmp_path: Path
+) -> None:
+    runner = Runner(name="vec-inf-test-cancel-group", query_seconds=1)
+    runner.add_flow(serve_and_run, name="cancel-group")
+    flow_run: FlowRun = run_deployment(
+        "serve-and-run/cancel-group",
+        parameters={
+            "model_name": MODEL,
+            "dataset": write_requests(tmp_path / "slow.jsonl", 4, max_tokens=1500),
+            "output": str(tmp_path / "out.jsonl"),
+            "launch_options": jobs.options([*SLOW_SERVER, "--max-num-seqs=2"], **SMALL),
+            "replicas": 2,
+            "router": "job",
+            **FAST,
+        },
+        timeout=0,
+    )
+    seen: dict[str, Any] = {}
+
+    def cancel_mid_run() -> None:
+        try:
+            wait_until(lambda: requests_running(jobs), 180, "a replica serving the requests")
+            seen["jobs"] = jobs.ids()
+        except BaseException as error:
+            seen["error"] = error
+        finally:  # cancel in any case, or the runner would wait for the slow requests
+            with get_client(sync_client=True) as api:
+                api.set_flow_run_state(flow_run.id, Cancelling(), force=True)
+
+    canceller = threading.Thread(target=cancel_mid_run, daemon=True)
+    canceller.start()
+    asyncio.run(runner.start(run_once=True))
+    canceller.join(30)
+
+    assert "error" not in seen, seen.get("error")
+    assert len(seen["jobs"]) == 3  # two replicas and the router, all labelled with the run
     jobs.assert_none_left()

@@ -306,6 +306,7 @@ def serve_group(
             output=output,
         )
         metrics, metrics_error = serving.metrics()
+        replicas = serving.replicas()  # first: it learns the endpoint the handle shows
         handle = serving.handle()
         assert handle is not None
         return ServeResult(
@@ -315,5 +316,5 @@ def serve_group(
             custom=custom,
             metrics=metrics,
             metrics_error=metrics_error,
-            replicas=serving.replicas(),
+            replicas=replicas,
         )
