@@ -221,23 +221,43 @@ def test_the_router_endpoint_serves_a_plain_client(jobs: ClusterJobs) -> None:
 def test_evaluate_shares_one_replica_budget_across_models(
     jobs: ClusterJobs, tmp_path: Path
 ) -> None:
-    """Two models (the same one twice, under two names is not possible: two datasets on one
-    model and a second model entry) share a budget of 3 replicas: never more at once."""
-    datasets = [write_requests(tmp_path / "a.jsonl", 60), write_requests(tmp_path / "b.jsonl", 60)]
-    rows = evaluate(
-        [MODEL],
-        datasets,
-        output_dir=str(tmp_path / "results"),
-        launch_options=jobs.options(REPLICA_ARGS, **SMALL),
-        replicas=2,
-        max_concurrent_replicas=3,
-        **FAST,
-    )
-    assert [(row.status, row.workload.ok if row.workload else None) for row in rows] == [
-        ("ok", 60),
-        ("ok", 60),
+    """Two models of two replicas each under a budget of three replicas for the whole run:
+    never more than three are queued or running at once, and both models finish."""
+    models = [MODEL, "Qwen2.5-0.5B-Instruct"]
+    datasets = [write_requests(tmp_path / "a.jsonl", 400), write_requests(tmp_path / "b.jsonl", 40)]
+    held: list[int] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            listed = jobs.in_squeue()
+            if listed is not None:
+                held.append(len(listed))
+            time.sleep(0.3)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        rows = evaluate(
+            models,
+            datasets,
+            output_dir=str(tmp_path / "results"),
+            launch_options=jobs.options(REPLICA_ARGS, gpus_per_node=0, **SMALL),
+            model_options={models[1]: {"partition": "debug", "qos": "normal"}},  # not a40/m2
+            replicas=2,
+            max_concurrent_replicas=3,
+            **FAST,
+        )
+    finally:
+        stop.set()
+        sampler.join(5)
+    assert [(row.model, row.status) for row in rows] == [
+        (model, "ok") for model in models for _ in datasets
     ]
-    assert rows[0].replicas is not None and rows[0].job_id == rows[0].replicas.group_id
+    assert all(row.workload is not None and row.workload.failed == 0 for row in rows)
+    groups = {row.replicas.group_id for row in rows if row.replicas is not None}
+    assert len(groups) == 2 and {row.job_id for row in rows} == groups
+    assert max(held) == 3, held  # both groups ran, and the budget held across them
     jobs.assert_none_left()
 
 
@@ -326,4 +346,55 @@ def test_cancelling_a_replica_run_through_the_api_tears_the_group_down(
 
     assert "error" not in seen, seen.get("error")
     assert len(seen["jobs"]) == 3  # two replicas and the router, all labelled with the run
+    jobs.assert_none_left()
+
+
+def test_an_elastic_group_grows_with_the_backlog_and_gives_back_its_tail(
+    jobs: ClusterJobs, tmp_path: Path
+) -> None:
+    """600 short requests, then one long one (15 s): the group grows from one replica to three
+    while the backlog is deep, and releases two of them (drained, not interrupted) while the
+    long request finishes on the third."""
+    count = 600
+    path = tmp_path / "in.jsonl"
+    write_requests(path, count)
+    with path.open("a") as handle:
+        long_one = {"id": "long", "prompt": "tell me everything", "max_tokens": 1500}
+        handle.write(json.dumps({**long_one, "ignore_eos": True}) + "\n")
+    held: list[tuple[float, int]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            listed = jobs.in_squeue()
+            if listed is not None:
+                held.append((time.monotonic(), len(listed)))
+            time.sleep(0.3)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = serve_and_run(
+            MODEL,
+            dataset=str(path),
+            output=str(tmp_path / "out.jsonl"),
+            replicas=3,
+            elastic=True,
+            launch_options=jobs.options(REPLICA_ARGS, **SMALL),
+            **FAST,
+        )
+        finished = time.monotonic()
+    finally:
+        stop.set()
+        sampler.join(5)
+    records = read_records(tmp_path / "out.jsonl")
+    assert sorted(r["id"] for r in records) == sorted([*(f"r{n}" for n in range(count)), "long"])
+    assert all(r["ok"] and r["attempts"] == 1 for r in records)  # draining moved nothing
+    summary = result.replicas
+    assert summary is not None and summary.elastic and summary.peak == 3
+    assert len(summary.released) == 2 and not summary.lost
+    counts = [n for _, n in held]
+    peak_at = counts.index(3)
+    tail = [n for t, n in held[peak_at:] if t < finished - 1]
+    assert 1 in tail, held  # the tail ran on one replica while the flow still ran
     jobs.assert_none_left()

@@ -71,8 +71,10 @@ class GroupWatcher:
         self.releasing: dict[str, str | None] = {}  # job id -> base URL, released on purpose
         self.releasing_reason: dict[str, str] = {}
         self.stop_sent: set[str] = set()  # released replicas whose job was told to stop
+        self.to_drain = 0  # READY replicas a running workload should drain and give back
         self.replacements_used = sum(1 for m in group.record.replica_members if m.replaces)
         self.peak_serving = 0
+        self.reason = ""  # why replicas are being released
         self.stopped = False
         self._following = False  # a run is draining the replicas released meanwhile
 
@@ -198,20 +200,28 @@ class GroupWatcher:
         most = self.group.plan.replicas
         self.target = self.elastic.wanted(backlog, self.window(), most)
         surplus = len(self.serving) - self.target
+        self.to_drain = 0
         if surplus <= 0:
             return []
+        self.reason = f"backlog of {backlog} needs {self.target} replica(s)"
         queued = [job_id for job_id in reversed(self.serving) if job_id not in self.ready]
+        events = [self.release(job_id) for job_id in queued[:surplus]]
+        surplus -= len(events)
+        if self._following:  # the run drains the idlest ones (``changes``)
+            self.to_drain = surplus
+            return events
         ready = [job_id for job_id in reversed(self.serving) if job_id in self.ready]
-        events = []
-        reason = f"backlog of {backlog} needs {self.target} replica(s)"
-        for job_id in (queued + ready)[:surplus]:
-            url = self.ready.get(job_id)
-            self.releasing[job_id] = url
-            self.releasing_reason[job_id] = reason
-            if url is None or not self._following:
-                self._stop_job(job_id)  # nothing runs on it: stop it now
-            events.append(ReplicaEvent(EventKind.RELEASING, job_id, url, reason))
-        return events
+        return events + [self.release(job_id) for job_id in ready[:surplus]]
+
+    def release(self, job_id: str, drained: bool = False) -> ReplicaEvent:
+        """Give a replica back: no replacement for it; its job is stopped now, or once the run
+        draining it says it holds nothing (``drained``)."""
+        url = self.ready.get(job_id)
+        self.releasing[job_id] = url
+        self.releasing_reason[job_id] = self.reason
+        if not drained:
+            self._stop_job(job_id)
+        return ReplicaEvent(EventKind.RELEASING, job_id, url, self.reason)
 
     def _stop_job(self, job_id: str) -> None:
         if job_id in self.stop_sent:
@@ -227,6 +237,10 @@ class GroupWatcher:
         for job_id in list(self.releasing):
             if job_id not in self.gone:
                 self._stop_job(job_id)
+
+    def _job_at(self, urls: list[str]) -> str | None:
+        wanted = {url.rstrip("/") for url in urls}
+        return next((job for job, url in self.ready.items() if url.rstrip("/") in wanted), None)
 
     # ------------------------------------------------------------------ for the runner
     async def changes(
@@ -267,10 +281,17 @@ class GroupWatcher:
                     yield Joined(Replica(event.base_url, seqs))
                 elif event.kind is EventKind.LOST and event.base_url:
                     yield Left(event.base_url, f"job {event.job_id}: {event.detail}")
-                elif event.kind is EventKind.RELEASING and event.base_url:
-                    drain = Drain(event.base_url, f"job {event.job_id}: {event.detail}")
-                    draining[event.job_id] = drain.idle
-                    yield drain
+            for _ in range(self.to_drain):  # the pool picks the replica holding the least
+                drain = Drain(None, self.reason)
+                yield drain  # applied by the time the runner asks for the next change
+                chosen = self._job_at(drain.chosen)
+                if chosen is None:
+                    break
+                event = self.release(chosen, drained=True)
+                if self.on_event is not None:
+                    self.on_event(event)
+                draining[chosen] = drain.idle
+            self.to_drain = 0
             for job_id, idle in list(draining.items()):
                 if idle.is_set():  # what it held has finished: its GPUs can go
                     del draining[job_id]

@@ -33,12 +33,14 @@ class Left:
 
 @dataclass(frozen=True)
 class Drain:
-    """A server is being released (the backlog no longer needs it): send it nothing new, let
-    what it holds finish there, and set ``idle`` once it holds nothing."""
+    """Release one server (the backlog no longer needs it): send it nothing new, let what it
+    holds finish there, and set ``idle`` once it holds nothing. Without ``base_url`` the pool
+    picks the live server holding the fewest requests and names it in ``chosen``."""
 
-    base_url: str
+    base_url: str | None
     reason: str
     idle: asyncio.Event = field(default_factory=asyncio.Event, compare=False)
+    chosen: list[str] = field(default_factory=list, compare=False)
 
 
 MembershipChange = Joined | Left | Drain
@@ -52,7 +54,8 @@ async def follow(changes: Membership, pool: ReplicaPool) -> None:
             if isinstance(change, Joined):
                 await pool.add(change.replica)
             elif isinstance(change, Drain):
-                await pool.drain(change.base_url, change.reason, change.idle)
+                chosen = await pool.drain(change.base_url, change.reason, change.idle)
+                change.chosen.extend([chosen] if chosen else [])
             else:
                 await pool.retire(change.base_url, change.reason)
     finally:

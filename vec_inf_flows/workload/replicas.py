@@ -150,22 +150,29 @@ class ReplicaPool:
                 return True
         return False
 
-    async def drain(self, base_url: str, reason: str, idle: asyncio.Event) -> None:
+    async def drain(self, base_url: str | None, reason: str, idle: asyncio.Event) -> str | None:
         """Send a replica nothing new; what it holds finishes there (nothing is moved or sent
-        twice); ``idle`` is set once it holds nothing (at once for a URL never seen)."""
-        url = base_url.rstrip("/")
-        state = next((s for s in self.states if s.alive and s.replica.base_url == url), None)
+        twice); ``idle`` is set once it holds nothing (at once for a URL never seen). Without
+        ``base_url``: the live replica holding the fewest requests, never the last one. Returns
+        the URL drained."""
+        live = self.live
+        if base_url is None:
+            state = min(live, key=lambda s: s.outstanding) if len(live) > 1 else None
+        else:
+            url = base_url.rstrip("/")
+            state = next((s for s in live if s.replica.base_url == url), None)
         if state is None:
             idle.set()
-            return
+            return None
         state.alive = False
         state.removed_because = reason
         state.idle = idle
         if state.outstanding <= 0:
             idle.set()
-        _log.info("draining %s: %s", url, reason)
+        _log.info("draining %s: %s", state.replica.base_url, reason)
         self._capacity_changed()
         await self._notify()
+        return state.replica.base_url
 
     async def finish(self) -> None:
         """No more replicas will join: waiting stops once the live ones are gone."""
