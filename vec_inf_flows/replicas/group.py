@@ -186,17 +186,19 @@ class ReplicaGroup:
                 self.record.ended_because = reason
                 self.record.save()  # the router sees it and stops, even if its cancel fails
             members = list(self.record.members)
-        if self.shared is not None:
-            self.shared.forget(self.group_id)
         stopped: list[str] = []
         by_backend: dict[str, list[Member]] = {}
         for member in members:
             by_backend.setdefault(member.backend, []).append(member)
-        for backend, members in by_backend.items():
-            client = client_for(self.client, backend)
-            ids = _still_running(client, [member.job_id for member in members])
-            if ids:
-                stopped += client.shutdown(ids)
+        try:
+            for backend, members in by_backend.items():
+                client = client_for(self.client, backend)
+                ids = _still_running(client, [member.job_id for member in members])
+                if ids:
+                    stopped += client.shutdown(ids)  # returns once Slurm runs none of them
+        finally:  # the room is free for other groups only now (or the stop failed: no deadlock)
+            if self.shared is not None:
+                self.shared.forget(self.group_id)
         return stopped
 
 
