@@ -63,6 +63,31 @@ def engine_pids(job_dir: str) -> list[int]:
     return [int(pid) for pid in children.split()]
 
 
+class Sampler:
+    """Samples in a thread, every 0.3 s, how many of the test's jobs Slurm lists."""
+
+    def __init__(self, jobs: ClusterJobs) -> None:
+        self.jobs = jobs
+        self.held: list[tuple[float, int]] = []  # (monotonic time, jobs in squeue)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            listed = self.jobs.in_squeue()
+            if listed is not None:
+                self.held.append((time.monotonic(), len(listed)))
+            time.sleep(0.3)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
 class Killer:
     """Kills one READY replica of the test's jobs once ``after`` requests are done."""
 
@@ -225,19 +250,7 @@ def test_evaluate_shares_one_replica_budget_across_models(
     never more than three are queued or running at once, and both models finish."""
     models = [MODEL, "Qwen2.5-0.5B-Instruct"]
     datasets = [write_requests(tmp_path / "a.jsonl", 400), write_requests(tmp_path / "b.jsonl", 40)]
-    held: list[int] = []
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            listed = jobs.in_squeue()
-            if listed is not None:
-                held.append(len(listed))
-            time.sleep(0.3)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
+    with Sampler(jobs) as sampler:
         rows = evaluate(
             models,
             datasets,
@@ -248,15 +261,13 @@ def test_evaluate_shares_one_replica_budget_across_models(
             max_concurrent_replicas=3,
             **FAST,
         )
-    finally:
-        stop.set()
-        sampler.join(5)
     assert [(row.model, row.status) for row in rows] == [
         (model, "ok") for model in models for _ in datasets
     ]
     assert all(row.workload is not None and row.workload.failed == 0 for row in rows)
     groups = {row.replicas.group_id for row in rows if row.replicas is not None}
     assert len(groups) == 2 and {row.job_id for row in rows} == groups
+    held = [count for _, count in sampler.held]
     assert max(held) == 3, held  # both groups ran, and the budget held across them
     jobs.assert_none_left()
 
@@ -361,19 +372,7 @@ def test_an_elastic_group_grows_with_the_backlog_and_gives_back_its_tail(
     with path.open("a") as handle:
         long_one = {"id": "long", "prompt": "tell me everything", "max_tokens": 1500}
         handle.write(json.dumps({**long_one, "ignore_eos": True}) + "\n")
-    held: list[tuple[float, int]] = []
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            listed = jobs.in_squeue()
-            if listed is not None:
-                held.append((time.monotonic(), len(listed)))
-            time.sleep(0.3)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
+    with Sampler(jobs) as sampler:
         result = serve_and_run(
             MODEL,
             dataset=str(path),
@@ -384,17 +383,14 @@ def test_an_elastic_group_grows_with_the_backlog_and_gives_back_its_tail(
             **FAST,
         )
         finished = time.monotonic()
-    finally:
-        stop.set()
-        sampler.join(5)
     records = read_records(tmp_path / "out.jsonl")
     assert sorted(r["id"] for r in records) == sorted([*(f"r{n}" for n in range(count)), "long"])
     assert all(r["ok"] and r["attempts"] == 1 for r in records)  # draining moved nothing
     summary = result.replicas
     assert summary is not None and summary.elastic and summary.peak == 3
     assert len(summary.released) == 2 and not summary.lost
-    counts = [n for _, n in held]
-    peak_at = counts.index(3)
+    held = sampler.held
+    peak_at = [n for _, n in held].index(3)
     tail = [n for t, n in held[peak_at:] if t < finished - 1]
     assert 1 in tail, held  # the tail ran on one replica while the flow still ran
     jobs.assert_none_left()

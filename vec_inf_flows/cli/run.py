@@ -150,8 +150,10 @@ def cluster_for_backend(backend: str, cluster: Any) -> Any:
 def check_inputs(params: dict[str, Any], backend: str | None = None) -> None:
     """Refuse bad input in one line before Prefect starts, rather than as a failed flow run:
     missing request files, unknown models, invalid launch options, an unknown job id."""
+    from vec_inf_flows.replicas.scale import Scale
     from vec_inf_flows.workload.checks import check_dataset, check_output_file
 
+    Scale.of(params).check(params.get("workload"), params.get("job_id"))
     for name in (params.get("dataset"), *params.get("datasets", ())):
         if name is not None:
             check_dataset(name)

@@ -16,8 +16,7 @@ from vec_inf_flows.errors import ConfigError
 from vec_inf_flows.tasks import resolve_callable
 from vec_inf_flows.workload.checks import check_dataset, check_output_dir, check_output_file
 
-AT_LEAST_ONE = ("chunk_size", "max_parallel_servers", "replicas")
-AT_LEAST_ONE_IF_SET = ("max_gpus", "max_concurrent_replicas")
+AT_LEAST_ONE = ("chunk_size", "max_parallel_servers")
 NOT_NEGATIVE = ("relaunches",)
 POSITIVE = ("ready_timeout", "poll_interval")
 
@@ -53,10 +52,6 @@ def _check_numbers(parameters: Mapping[str, Any]) -> None:
     for name in AT_LEAST_ONE:
         if name in parameters and parameters[name] < 1:
             raise ConfigError(f"{name} must be at least 1 (got {parameters[name]}).")
-    for name in AT_LEAST_ONE_IF_SET:
-        value = parameters.get(name)
-        if value is not None and value < 1:
-            raise ConfigError(f"{name} must be at least 1 (got {value}).")
     for name in NOT_NEGATIVE:
         if name in parameters and parameters[name] < 0:
             raise ConfigError(f"{name} must not be negative (got {parameters[name]}).")

@@ -10,10 +10,8 @@ whose work starts on its first READY replica.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
 
 from vec_inf_flows.artifacts import publish_table
 from vec_inf_flows.blocks import VecInfServer
@@ -27,6 +25,7 @@ from vec_inf_flows.presentation import metrics_table
 from vec_inf_flows.replicas.budget import SharedBudget
 from vec_inf_flows.replicas.elastic import ElasticPolicy
 from vec_inf_flows.replicas.plan import ReplicaPlan, RouterSettings
+from vec_inf_flows.replicas.scale import Scale
 from vec_inf_flows.replicas.serving import ServingGroup
 from vec_inf_flows.replicas.status import group_status
 from vec_inf_flows.replicas.summary import ReplicaSummary
@@ -45,40 +44,7 @@ from vec_inf_flows.tasks.workload import Workload
 from vec_inf_flows.workload.reader import iter_chunks
 
 logger = logging.getLogger("vec_inf_flows")
-RouterChoice = Literal["none", "job", "local"]
 Target = ServerHandle | ServingGroup
-
-
-@dataclass(frozen=True)
-class Scale:
-    """How a flow serves each model: one server, or a group of replicas (the flow parameters
-    ``replicas``, ``router``, ``elastic``, ``relaunches``, ``max_gpus``,
-    ``max_concurrent_replicas``)."""
-
-    replicas: int = 1
-    router: RouterChoice = "none"
-    elastic: bool = False
-    relaunches: int | None = None  # None: one replacement per replica
-    max_gpus: int | None = None  # this group's budget (evaluate shares one across models)
-    max_concurrent: int | None = None
-
-    @property
-    def grouped(self) -> bool:
-        return self.replicas > 1 or self.router != "none" or self.elastic
-
-    def check(self, workload: object = None, job_id: str | None = None) -> None:
-        """Refuse combinations that cannot work, before anything is launched."""
-        if self.replicas < 1:
-            raise ConfigError(f"replicas must be at least 1 (got {self.replicas}).")
-        if not self.grouped:
-            return
-        if job_id is not None:
-            raise ConfigError("Attaching to a job (job_id) cannot be combined with replicas.")
-        if workload is not None and self.router == "none":
-            raise ConfigError(
-                "A workload callable talks to one URL: with replicas it needs the router "
-                "(router='job' or 'local'), whose endpoint it then gets."
-            )
 
 
 def replica_plan(

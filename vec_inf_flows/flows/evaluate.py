@@ -20,11 +20,12 @@ from vec_inf_flows.catalog.options import LaunchOptions, merge_options
 from vec_inf_flows.errors import ConfigError
 from vec_inf_flows.flows._inputs import check_parameters
 from vec_inf_flows.flows._logging import enable_library_logs
-from vec_inf_flows.flows._replicas import ModelServing, RouterChoice, Scale
+from vec_inf_flows.flows._replicas import ModelServing
 from vec_inf_flows.flows._serving import failed_run, run_name
 from vec_inf_flows.flows._workload import run_dataset
 from vec_inf_flows.presentation import evaluation_table
 from vec_inf_flows.replicas.budget import SharedBudget
+from vec_inf_flows.replicas.scale import RouterChoice, Scale
 from vec_inf_flows.results import EvaluationRow
 from vec_inf_flows.tasks.blocks import load_cluster
 from vec_inf_flows.tasks.ownership import LaunchedServers, launched_servers, teardown_hook
@@ -187,8 +188,9 @@ def evaluate(
         raise ConfigError("evaluate needs at least one model and one dataset.")
     if max_parallel_servers < 1:
         raise ConfigError("max_parallel_servers must be at least 1.")
+    scale = Scale(replicas, router, elastic, None, max_gpus, max_concurrent_replicas)
+    scale.check()
     where = load_cluster(cluster)
-    scale = Scale(replicas, router, elastic)
     budget = None
     if max_gpus is not None or max_concurrent_replicas is not None:
         budget = SharedBudget(max_gpus, max_concurrent_replicas)

@@ -11,11 +11,12 @@ from vec_inf_flows.catalog.options import LaunchOptions, merge_options
 from vec_inf_flows.errors import ConfigError, VecInfError
 from vec_inf_flows.flows._inputs import check_parameters
 from vec_inf_flows.flows._logging import enable_library_logs
-from vec_inf_flows.flows._replicas import RouterChoice, Scale, serve_group
+from vec_inf_flows.flows._replicas import serve_group
 from vec_inf_flows.flows._serving import failed_run, finish, run_name, served, start_server
 from vec_inf_flows.flows._workload import run_any
 from vec_inf_flows.handle import ServerHandle
 from vec_inf_flows.models import ServerStatus
+from vec_inf_flows.replicas.scale import RouterChoice, Scale
 from vec_inf_flows.results import ServeResult
 from vec_inf_flows.tasks.blocks import client_for, load_cluster, load_server
 from vec_inf_flows.tasks.ownership import LaunchedServers, launched_servers, teardown_hook

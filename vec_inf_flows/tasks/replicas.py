@@ -27,21 +27,15 @@ from vec_inf_flows.replicas.serving import ServingGroup
 from vec_inf_flows.replicas.watcher import EventHook
 from vec_inf_flows.tasks.blocks import ClusterArg, client_for, load_cluster
 from vec_inf_flows.tasks.naming import run_name
-from vec_inf_flows.tasks.retries import retry_launch, retry_on_transient
+from vec_inf_flows.tasks.retries import retry_on_transient
+from vec_inf_flows.tasks.server import _SHORT_AND_REPEATABLE as SHORT_AND_REPEATABLE
+from vec_inf_flows.tasks.server import _SUBMISSION as SUBMISSION
 
 logger = logging.getLogger("vec_inf_flows")
 
 
-@task(
-    name="launch-replica-group",
-    task_run_name=run_name("launch-group", "plan"),
-    tags=["vec-inf", "gpu-job"],
-    retries=2,
-    retry_delay_seconds=[5, 20],
-    retry_condition_fn=retry_launch,
-    cache_policy=NO_CACHE,
-    persist_result=False,
-)
+# A group's launch is a submission like a server's: retried only after a fault that left no job.
+@task(name="launch-replica-group", task_run_name=run_name("launch-group", "plan"), **SUBMISSION)
 def launch_replica_group(
     plan: ReplicaPlan,
     cluster: ClusterArg = None,
@@ -123,10 +117,7 @@ def wait_for_first_replica(
 @task(
     name="shutdown-replica-group",
     task_run_name=run_name("shutdown", "group"),
-    retries=3,
-    retry_delay_seconds=[1, 3, 5],
-    retry_condition_fn=retry_on_transient,
-    cache_policy=NO_CACHE,
+    **SHORT_AND_REPEATABLE,
 )
 def shutdown_replica_group(group: ServingGroup, reason: str = "the run ended") -> list[str]:
     """Stop every member of the group (replicas and router); idempotent.
