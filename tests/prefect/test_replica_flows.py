@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.runner import Runner
@@ -228,19 +229,31 @@ def ask_the_endpoint(server: ServerHandle) -> dict[str, Any]:
 
 
 def test_the_router_endpoint_serves_a_plain_client(jobs: ClusterJobs) -> None:
-    result = serve_and_run(
+    state = serve_and_run(
         MODEL,
         workload=ask_the_endpoint,
         replicas=2,
         router="job",
         launch_options=jobs.options(REPLICA_ARGS, **SMALL),
+        return_state=True,
         **FAST,
     )
+    result = state.result()
     assert result.custom is not None and len(result.custom["answers"]) == 6
     assert result.custom["models"] == MODEL
     assert result.replicas is not None and result.replicas.router_job_id is not None
     assert result.custom["endpoint"] == result.replicas.endpoint == result.server.base_url
     jobs.assert_none_left()
+    # The run's artifacts show the group at launch and what it did, endpoint included.
+    with get_client(sync_client=True) as api:
+        found = api.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])
+            )
+        )
+    tables = {artifact.key: json.dumps(artifact.data) for artifact in found if artifact.key}
+    assert result.replicas.group_id in tables["vec-inf-group-smollm2-135m-instruct"]
+    assert str(result.replicas.endpoint) in tables["vec-inf-replicas-smollm2-135m-instruct"]
 
 
 def test_evaluate_shares_one_replica_budget_across_models(

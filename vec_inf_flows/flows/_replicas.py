@@ -21,7 +21,7 @@ from vec_inf_flows.events import emit_server_event
 from vec_inf_flows.flows._serving import best_effort_metrics, finish, start_server
 from vec_inf_flows.flows._workload import run_any
 from vec_inf_flows.handle import ServerHandle
-from vec_inf_flows.presentation import metrics_table
+from vec_inf_flows.presentation import key_value, metrics_table, replica_rows
 from vec_inf_flows.replicas.budget import SharedBudget
 from vec_inf_flows.replicas.elastic import ElasticPolicy
 from vec_inf_flows.replicas.plan import ReplicaPlan, RouterSettings
@@ -207,7 +207,8 @@ class ModelServing:
         return best_effort_metrics(self.target, self.servers.cluster)
 
     def replicas(self) -> ReplicaSummary | None:
-        """What the group did (None for one server); learns the endpoint if a router runs."""
+        """What the group did (None for one server), published as ``vec-inf-replicas-<model>``;
+        learns the endpoint if a router runs."""
         group = self.target
         if not isinstance(group, ServingGroup):
             return None
@@ -216,7 +217,15 @@ class ModelServing:
                 group.endpoint = group_status(group.group).endpoint
             except Exception as error:
                 logger.warning("no endpoint for group %s: %s", group.job_id, error)
-        return group.summary()
+        summary = group.summary()
+        publish_table(
+            f"vec-inf-replicas-{group.model_name}",
+            key_value("Replicas", replica_rows(summary)),
+            f"Replica group {group.job_id} of {group.model_name}: the jobs that served, "
+            f"{len(summary.replacements)} replacement(s)"
+            + (f", endpoint {summary.endpoint}." if summary.endpoint else "."),
+        )
+        return summary
 
     def handle(self) -> ServerHandle | None:
         """For results: the server's handle, or the group as one, without any key."""

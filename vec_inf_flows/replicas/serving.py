@@ -18,7 +18,7 @@ from vec_inf_flows.handle import ServerHandle, max_concurrent_sequences
 from vec_inf_flows.replicas.elastic import Backlog, ElasticPolicy
 from vec_inf_flows.replicas.group import ReplicaGroup
 from vec_inf_flows.replicas.status import GroupStatus, wait_until_usable
-from vec_inf_flows.replicas.summary import ReplicaJob, ReplicaSummary
+from vec_inf_flows.replicas.summary import Outcome, ReplicaJob, ReplicaSummary
 from vec_inf_flows.replicas.watcher import EventHook, GroupWatcher, ReplicaEvent
 from vec_inf_flows.server.metrics import ServerMetrics
 from vec_inf_flows.workload.membership import Membership
@@ -139,6 +139,7 @@ class ServingGroup:
         for member in self.group.record.replica_members:
             job_id = member.job_id
             detail = watcher.gone.get(job_id)
+            outcome: Outcome
             if job_id in watcher.releasing:
                 outcome, detail = "released", watcher.releasing_reason.get(job_id)
             elif detail is not None:
@@ -150,7 +151,7 @@ class ServingGroup:
             jobs.append(
                 ReplicaJob(
                     job_id=job_id,
-                    outcome=outcome,  # type: ignore[arg-type]
+                    outcome=outcome,
                     base_url=watcher.ready.get(job_id),
                     replaces=member.replaces,
                     detail=detail,
