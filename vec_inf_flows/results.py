@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vec_inf_flows.errors import VecInfError
 from vec_inf_flows.handle import ServerHandle
+from vec_inf_flows.replicas.summary import ReplicaSummary
 from vec_inf_flows.server.metrics import ServerMetrics
 from vec_inf_flows.workload.stats import ChunkSummary, ErrorGroup, OutputDigest
 
@@ -109,6 +110,9 @@ class ServeResult(_Result):
     )
     metrics: ServerMetrics | None = None
     metrics_error: str | None = None
+    replicas: ReplicaSummary | None = Field(
+        default=None, description="The replica group that served it, when there was one."
+    )
 
 
 class EvaluationRow(_Result):
@@ -121,6 +125,7 @@ class EvaluationRow(_Result):
     error: str | None = None
     workload: WorkloadSummary | None = None
     metrics: ServerMetrics | None = None
+    replicas: ReplicaSummary | None = None
     previous_score: float | None = Field(
         default=None, description="The score of the previous run of this evaluation."
     )

@@ -172,19 +172,9 @@ def _print_status(console: Any, status: GroupStatus, json_mode: bool) -> None:
 
 # ---------------------------------------------------------------------- tables
 def launch_table(record: GroupRecord) -> Table:
-    replicas = [member.job_id for member in record.replica_members]
-    rows = [
-        ("Group ID", record.group_id),
-        ("Model Name", record.model_name),
-        ("Replicas", str(record.replicas)),
-        ("Replica Job IDs", ", ".join(replicas) or "none yet (budget)"),
-    ]
-    router = record.router
-    if router is not None:
-        where = "local process" if router.backend == "local" else "Slurm job"
-        rows.append(("Router", f"{where} {router.job_id}"))
-    rows.append(("Group Directory", record.directory))
-    return render.key_value_table("Replica Group", rows)
+    from vec_inf_flows.presentation import group_launch_rows
+
+    return render.key_value_table("Replica Group", group_launch_rows(record))
 
 
 def _counts(status: GroupStatus) -> str:

@@ -96,6 +96,9 @@ def add_run_command(
     )
     run.add_argument("--json-mode", action="store_true", help="Print the result as JSON.")
     add_launch_options(run)
+    from vec_inf_flows.cli.replica_flags import add_replica_options
+
+    add_replica_options(run, flows=True)
 
 
 def _parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -116,6 +119,7 @@ def flow_parameters(args: argparse.Namespace, launch_options: dict[str, Any]) ->
     simple = (
         "model_name", "job_id", "dataset", "output", "output_dir", "chunk_size",
         "ready_timeout", "dry_run", "min_success_ratio", "retry_failed", "batch_output",
+        "replicas", "router", "elastic", "max_gpus", "max_concurrent_replicas",
     )  # fmt: skip
     for name in simple:
         value = getattr(args, name, None)
@@ -215,6 +219,7 @@ def check_inputs(params: dict[str, Any], backend: str | None = None) -> None:
     """Refuse bad input in one line before Prefect starts, rather than as a failed flow run:
     missing request files, unknown models, invalid launch options, an unknown job id."""
     from vec_inf_flows.evals.run_folder import check_distinct
+    from vec_inf_flows.replicas.scale import Scale
     from vec_inf_flows.scoring import check_scorer
     from vec_inf_flows.workload.checks import check_dataset, check_output_file
 
@@ -222,6 +227,7 @@ def check_inputs(params: dict[str, Any], backend: str | None = None) -> None:
     check_scorer(params.get("scorer"))
     for spec in (params.get("scorers") or {}).values():
         check_scorer(spec)
+    Scale.of(params).check(params.get("workload"), params.get("job_id"))
     for name in (params.get("dataset"), *params.get("datasets", ())):
         if name is not None:
             check_dataset(name)

@@ -24,14 +24,14 @@ from vec_inf_flows.evals.history import HistoryEntry, HistoryRow, append_entry, 
 from vec_inf_flows.evals.regression import ScoreChange, regressions, score_changes
 from vec_inf_flows.evals.run_folder import history_path
 from vec_inf_flows.events import emit_regression_event
-from vec_inf_flows.flows._serving import best_effort_metrics, finish, start_server
+from vec_inf_flows.flows._replicas import ModelServing, Target
 from vec_inf_flows.flows._workload import run_dataset
-from vec_inf_flows.handle import ServerHandle
 from vec_inf_flows.jobdir import atomic_write
 from vec_inf_flows.presentation import evaluation_table
+from vec_inf_flows.replicas.budget import SharedBudget
+from vec_inf_flows.replicas.scale import Scale
 from vec_inf_flows.results import EvaluationRow
 from vec_inf_flows.tasks.ownership import LaunchedServers
-from vec_inf_flows.tasks.server import wait_until_ready
 
 logger = logging.getLogger("vec_inf_flows")
 
@@ -56,12 +56,12 @@ class Settings:
 
 
 class Engine(Protocol):
-    def __call__(self, server: ServerHandle, job: DatasetJob, settings: Settings) -> EvaluationRow:
+    def __call__(self, server: Target, job: DatasetJob, settings: Settings) -> EvaluationRow:
         """Evaluate one dataset on a READY server; raise only when the server is unusable."""
         ...
 
 
-def send_dataset(server: ServerHandle, job: DatasetJob, settings: Settings) -> EvaluationRow:
+def send_dataset(server: Target, job: DatasetJob, settings: Settings) -> EvaluationRow:
     """Send every request of the dataset (resuming this run's results file), score the answers
     that have a reference; the row fails when too few requests succeeded."""
     summary = run_dataset(
@@ -91,30 +91,37 @@ class Timing:
 
 
 class ModelServer:
-    """One model's server for the run: launched and registered for teardown, waited for until
-    READY, shut down on the way out however the block ends. ``job_id`` is known from the launch
-    on, so the rows of a failure can name the job."""
+    """One model's server (or replica group) for the run: launched and registered for teardown,
+    waited for until READY (a group: its first replica), shut down on the way out however the
+    block ends. ``job_id`` is known from the launch on, so the rows of a failure can name the
+    job. ``datasets``: what it will serve (an elastic group sizes itself by it)."""
 
     def __init__(
-        self, servers: LaunchedServers, model: str, options: LaunchOptions, timing: Timing
+        self,
+        servers: LaunchedServers,
+        model: str,
+        options: LaunchOptions,
+        timing: Timing,
+        scale: Scale | None = None,
+        shared: SharedBudget | None = None,
     ) -> None:
-        self.servers, self.model, self.options, self.timing = servers, model, options, timing
-        self.job_id: str | None = None
-        self._handle: ServerHandle | None = None
+        self.model, self.timing = model, timing
+        self.scale = scale or Scale()
+        self.serving = ModelServing(servers, model, options, self.scale, shared=shared)
+        self.datasets: list[str] = []
 
-    def __enter__(self) -> ServerHandle:
-        handle = start_server(self.servers, self.model, self.options, None)
-        self.job_id, self._handle = handle.job_id, handle
+    @property
+    def job_id(self) -> str | None:
+        return self.serving.job_id
+
+    def __enter__(self) -> Target:
+        self.serving.launch()
         try:
             timing = self.timing
-            cluster = self.servers.cluster
-            self._handle = wait_until_ready(
-                handle, timing.ready_timeout, timing.poll_interval, cluster
-            )
-        except BaseException:
-            finish(self.servers, handle)
+            return self.serving.ready(timing.ready_timeout, timing.poll_interval, self.datasets)
+        except BaseException as error:
+            self.serving.stop(f"the run failed: {error}")
             raise
-        return self._handle
 
     def __exit__(
         self,
@@ -122,20 +129,20 @@ class ModelServer:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self._handle is not None:
-            finish(self.servers, self._handle)
+        self.serving.stop("the run ended" if error is None else f"the run failed: {error}")
 
 
 @contextmanager
-def gpu_slot(limit_name: str | None) -> Iterator[None]:
-    """Hold one slot of a Prefect global concurrency limit, shared with other runs."""
+def gpu_slot(limit_name: str | None, occupy: int = 1) -> Iterator[None]:
+    """Hold slots of a Prefect global concurrency limit (one per server or replica), shared
+    with other runs."""
     if limit_name is None:
         with nullcontext():
             yield
         return
     from prefect.concurrency.sync import concurrency
 
-    with concurrency(limit_name, occupy=1, strict=True):
+    with concurrency(limit_name, occupy=occupy, strict=True):
         yield
 
 
@@ -148,12 +155,16 @@ def evaluate_model(
 ) -> list[EvaluationRow]:
     """One row per dataset; a failure before a dataset ran becomes its row, with the reason."""
     rows: list[EvaluationRow] = []
+    server.datasets = [job.dataset for job in jobs]
     try:
-        with gpu_slot(gpu_limit_name), server as handle:
+        with gpu_slot(gpu_limit_name, server.scale.replicas), server as target:
             for job in jobs:
-                rows.append(engine(handle, job, settings))
-            metrics, _ = best_effort_metrics(handle, server.servers.cluster)
-            rows = [row.model_copy(update={"metrics": metrics}) for row in rows]
+                rows.append(engine(target, job, settings))
+            metrics, _ = server.serving.metrics()
+            replicas = server.serving.replicas()
+            rows = [
+                row.model_copy(update={"metrics": metrics, "replicas": replicas}) for row in rows
+            ]
     except Exception as error:
         logger.error("%s failed: %s", server.model, error)
         done = {row.dataset for row in rows}

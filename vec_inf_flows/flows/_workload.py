@@ -14,6 +14,7 @@ from vec_inf_flows.artifacts import Progress, artifact_key, publish_table
 from vec_inf_flows.errors import ConfigError
 from vec_inf_flows.handle import ServerHandle
 from vec_inf_flows.presentation import key_value, workload_rows
+from vec_inf_flows.replicas.serving import ServingGroup
 from vec_inf_flows.results import WorkloadSummary
 from vec_inf_flows.scoring import AUTO
 from vec_inf_flows.tasks.workload import Workload, run_workload, run_workload_chunk
@@ -34,7 +35,7 @@ def output_path_for(dataset: str, model_name: str, output_dir: str | None) -> Pa
 
 
 def run_dataset(
-    server: ServerHandle,
+    server: ServerHandle | ServingGroup,
     dataset: str,
     chunk_size: int,
     output_dir: str | None = None,
@@ -100,7 +101,7 @@ def batch_path_for(results: Path) -> Path:
 
 
 def run_any(
-    server: ServerHandle,
+    server: ServerHandle | ServingGroup,
     *,
     dataset: str | None,
     workload: Workload | None,

@@ -45,6 +45,8 @@ from vec_inf_flows.flows._inputs import check_parameters
 from vec_inf_flows.flows._logging import enable_library_logs
 from vec_inf_flows.flows._serving import failed_run, run_name
 from vec_inf_flows.lifecycle.lease import LeasePolicy
+from vec_inf_flows.replicas.budget import SharedBudget
+from vec_inf_flows.replicas.scale import RouterChoice, Scale
 from vec_inf_flows.results import EvaluationRow
 from vec_inf_flows.scoring import scorer_for
 from vec_inf_flows.tasks.blocks import load_cluster
@@ -90,6 +92,11 @@ def evaluate(
     regression_threshold: float = 0.05,
     retry_failed: bool = False,
     batch_output: bool = False,
+    replicas: int = 1,
+    router: RouterChoice = "none",
+    elastic: bool = False,
+    max_gpus: int | None = None,
+    max_concurrent_replicas: int | None = None,
 ) -> list[EvaluationRow]:
     """Evaluate every model on every dataset; one summary row per pair, and a table artifact.
 
@@ -110,9 +117,9 @@ def evaluate(
         cluster: Cluster block (or its name) to launch on; default: this machine's defaults.
         launch_options: Launch options for every model, laid over the cluster's.
         model_options: Options for one model alone, by model name, laid over launch_options.
-        max_parallel_servers: Most servers alive at once (the run's GPU budget).
-        gpu_limit_name: A Prefect global concurrency limit to hold one slot of per server,
-            shared with other runs.
+        max_parallel_servers: Most models served at once (each by a server or a group).
+        gpu_limit_name: A Prefect global concurrency limit to hold one slot of per server
+            (per replica with replicas), shared with other runs.
         chunk_size: Requests per task run.
         min_success_ratio: Fraction of a dataset's requests that must succeed for its row to
             be ok; a dataset where none succeeded fails whatever this says.
@@ -134,6 +141,16 @@ def evaluate(
             (the answered ones are kept).
         batch_output: Also write each results file in the OpenAI Batch output format, as
             <dataset>.results.batch.jsonl beside it.
+        replicas: Serve each model from this many independent jobs (a replica group): work
+            starts on its first READY replica, the others join as they come, one that dies is
+            replaced (once per replica) and its requests go to the others.
+        router: One OpenAI-compatible endpoint in front of each group (vllm-router): its own
+            CPU job, a local process, or none (the runner spreads requests itself).
+        elastic: Size each group by its backlog, up to ``replicas``: add replicas while the
+            backlog is deep and the budget allows, release them as it drains (the room goes
+            to the other models).
+        max_gpus: GPUs all models' replicas may hold at once (the run's GPU budget).
+        max_concurrent_replicas: Replicas all models may have queued or running at once.
     """
     output_dir = output_dir or str(default_root())
     check_parameters(locals())  # before anything is launched
@@ -141,6 +158,10 @@ def evaluate(
     enable_library_logs()
     if not models or not datasets:
         raise ConfigError("evaluate needs at least one model and one dataset.")
+    if max_parallel_servers < 1:
+        raise ConfigError("max_parallel_servers must be at least 1.")
+    scale = Scale(replicas, router, elastic, None, max_gpus, max_concurrent_replicas)
+    scale.check()
     name = resolve_evaluation_name(evaluation_name)
     run_id = str(runtime_flow_run.id or uuid.uuid4())
     started = datetime.now(UTC)
@@ -152,6 +173,9 @@ def evaluate(
     settings = Settings(chunk_size, min_success_ratio, retry_failed, batch_output)
     timing = Timing(ready_timeout, poll_interval)
     where = load_cluster(cluster)
+    budget = None
+    if max_gpus is not None or max_concurrent_replicas is not None:
+        budget = SharedBudget(max_gpus, max_concurrent_replicas)
     shared = merge_options(launch_options, {"engine": engine} if engine else None)
     rows: list[EvaluationRow] = []
     # Not a ``with`` block: leaving one would wait for every worker thread before teardown.
@@ -168,6 +192,8 @@ def evaluate(
                         model,
                         merge_options(shared, (model_options or {}).get(model)),
                         timing,
+                        scale,
+                        budget,
                     ),
                     [
                         DatasetJob(

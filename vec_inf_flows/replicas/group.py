@@ -21,6 +21,7 @@ from vec_inf_flows.client import VecInfClient
 from vec_inf_flows.errors import ServerError, VecInfError
 from vec_inf_flows.models import StatusResponse
 from vec_inf_flows.replicas import record as records
+from vec_inf_flows.replicas.budget import SharedBudget
 from vec_inf_flows.replicas.ids import new_group_id
 from vec_inf_flows.replicas.plan import ReplicaPlan
 from vec_inf_flows.replicas.record import GROUP_LABEL, GroupRecord, Member, Role
@@ -36,23 +37,34 @@ class ReplicaGroup:
     record: GroupRecord
     plan: ReplicaPlan
     spec: LaunchSpec
+    shared: SharedBudget | None = None  # a budget shared with other groups (a flow's models)
     # A watcher thread may be launching a replacement while the caller shuts the group down:
     # launching checks and shutting down marks "ended" under this lock, so none slips past.
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     # ------------------------------------------------------------------ making one
     @classmethod
-    def launch(cls, client: VecInfClient, plan: ReplicaPlan) -> ReplicaGroup:
+    def launch(
+        cls,
+        client: VecInfClient,
+        plan: ReplicaPlan,
+        shared: SharedBudget | None = None,
+        first: int | None = None,
+    ) -> ReplicaGroup:
         """Submit the replicas the budget allows (and the router); returns once they are queued.
 
-        Everything that can be refused is checked before the first job is queued; if a later
-        submission fails, the jobs already queued are cancelled before the error is raised.
+        ``first``: how many to submit now (an elastic group starts with what its backlog
+        needs); default ``plan.replicas``. Everything that can be refused is checked before the
+        first job is queued; if a later submission fails, the jobs already queued are cancelled
+        before the error is raised.
         """
         from vec_inf_flows.catalog.resolve import resolve
         from vec_inf_flows.replicas.router_job import check_router_installed
 
         spec = resolve(plan.model_name, plan.options)
         plan.budget.check(gpus_per_replica(spec))
+        if shared is not None:
+            shared.limits.check(gpus_per_replica(spec))
         if plan.router.place != "none":
             check_router_installed(plan.router.python or spec.python)
         group_id = new_group_id()
@@ -65,9 +77,11 @@ class ReplicaGroup:
         Path(record.directory).mkdir(parents=True, exist_ok=True, mode=0o755)
         record.save()
         records.register(client.state_dir, record)
-        group = cls(client, record, plan, spec)
+        group = cls(client, record, plan, spec, shared)
         try:
-            for _ in range(min(plan.replicas, group.room())):
+            for active in range(plan.replicas if first is None else min(first, plan.replicas)):
+                if not group.claim(active):
+                    break
                 group.launch_replica()
             if plan.router.place != "none":
                 group.launch_router()
@@ -107,8 +121,22 @@ class ReplicaGroup:
     def room(self, active: int = 0) -> int:
         return self.plan.budget.room(active, gpus_per_replica(self.spec))
 
+    def claim(self, active: int) -> bool:
+        """Reserve room for one more replica while ``active`` hold or await resources: in the
+        group's own budget and, atomically, in the shared one."""
+        if self.room(active) <= 0:
+            return False
+        if self.shared is None:
+            return True
+        return self.shared.claim(self.group_id, active, gpus_per_replica(self.spec))
+
+    def settle(self, active: int) -> None:
+        """Tell the shared budget what the group holds now (replicas that ended give back)."""
+        if self.shared is not None:
+            self.shared.settle(self.group_id, active, gpus_per_replica(self.spec))
+
     def launch_replica(self, replaces: str | None = None) -> Member:
-        labels = {GROUP_LABEL: self.group_id}
+        labels = {**self.plan.labels, GROUP_LABEL: self.group_id}
         with self._lock:
             if self.record.ended_at is not None:
                 raise ServerError(f"Replica group {self.group_id} is shut down.")
@@ -139,6 +167,7 @@ class ReplicaGroup:
                 self.record,
                 self.spec,
                 self.plan.router,
+                self.plan.labels,
                 lease=self.plan.lease,
                 owner=self.plan.owner,
             )
@@ -184,11 +213,15 @@ class ReplicaGroup:
         by_backend: dict[str, list[Member]] = {}
         for member in members:
             by_backend.setdefault(member.backend, []).append(member)
-        for backend, members in by_backend.items():
-            client = client_for(self.client, backend)
-            ids = _still_running(client, [member.job_id for member in members])
-            if ids:
-                stopped += client.shutdown(ids)
+        try:
+            for backend, members in by_backend.items():
+                client = client_for(self.client, backend)
+                ids = _still_running(client, [member.job_id for member in members])
+                if ids:
+                    stopped += client.shutdown(ids)  # returns once Slurm runs none of them
+        finally:  # the room is free for other groups only now (or the stop failed: no deadlock)
+            if self.shared is not None:
+                self.shared.forget(self.group_id)
         return stopped
 
 

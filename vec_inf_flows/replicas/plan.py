@@ -57,6 +57,8 @@ class ReplicaPlan(BaseModel):
     # the launching client's keeper: the group ends by itself once its owner stops renewing.
     lease: LeasePolicy | None = None
     owner: OwnerRecord | None = None  # recorded in every member (default: this process)
+    # Recorded in every member's job JSON (a flow's run id, so its hooks find the jobs).
+    labels: dict[str, str] = Field(default_factory=dict)
 
     @property
     def budget(self) -> GpuBudget:

@@ -14,6 +14,7 @@ import secrets
 import shutil
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,7 @@ def launch_router(
     record: GroupRecord,
     spec: LaunchSpec,
     settings: RouterSettings,
+    labels: Mapping[str, str] | None = None,
     *,
     lease: LeasePolicy | None = None,
     owner: OwnerRecord | None = None,
@@ -111,6 +113,7 @@ def launch_router(
         jobdir.atomic_write(paths.script, script)
         jobdir.atomic_write(paths.directory / LAUNCHER_FILENAME, launcher_source())
         written = _router_record(record, rspec, job_id, job_name, paths)
+        written["labels"] = {**(labels or {}), **written["labels"]}
         written["owner"] = (owner or OwnerRecord.current()).model_dump(mode="json")
         jobdir.write_json(paths.json, written)
         if lease is not None:

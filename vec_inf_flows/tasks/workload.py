@@ -17,6 +17,7 @@ from vec_inf_flows import progress
 from vec_inf_flows.callables import import_callable
 from vec_inf_flows.errors import ConfigError
 from vec_inf_flows.handle import ServerHandle
+from vec_inf_flows.replicas.serving import ServingGroup
 from vec_inf_flows.scoring import RecordScorer
 from vec_inf_flows.tasks.naming import chunk_name, run_name
 from vec_inf_flows.tasks.retries import retry_on_transient
@@ -48,7 +49,7 @@ def replica_of(server: ServerHandle) -> Replica:
     cache_policy=NO_CACHE,
 )
 def run_workload_chunk(
-    server: ServerHandle,
+    server: ServerHandle | ServingGroup,
     dataset: str,
     output_path: str,
     chunk: Chunk | None = None,
@@ -60,10 +61,12 @@ def run_workload_chunk(
     """Send one chunk of a dataset (hundreds to thousands of requests) in one task run.
 
     Safe to retry: results are appended to ``output_path`` keyed by request id, and requests
-    already recorded there are skipped, so nothing is sent twice.
+    already recorded there are skipped, so nothing is sent twice. On a replica group the chunk
+    runs on whichever replicas are READY, and on those that become READY while it runs.
 
     Args:
-        server: Handle of a READY server (URL, key and concurrency come from it).
+        server: Handle of a READY server (URL, key and concurrency come from it), or a
+            replica group (``launch_replica_group``).
         dataset: JSONL or CSV file of requests.
         output_path: JSONL file of results, one record per request id.
         chunk: The part of the dataset to send (``iter_chunks``); None sends all of it.
@@ -82,11 +85,17 @@ def run_workload_chunk(
     def report(done: Progress) -> None:
         if progress_label is not None:
             progress.notify(progress_label, done_before + done.done, total)
+        if isinstance(server, ServingGroup):  # an elastic group sizes itself by what is left
+            server.note_progress(dataset, done_before + done.done, total)
 
+    if isinstance(server, ServingGroup):
+        replicas, membership = [], server.membership()
+    else:
+        replicas, membership = [replica_of(server)], None
     return run_chunk(
         dataset,
         output_path,
-        [replica_of(server)],
+        replicas,
         chunk=chunk,
         options=RunOptions(
             model=server.model_name,
@@ -95,6 +104,7 @@ def run_workload_chunk(
             scorer=RecordScorer.of(scorer),
         ),
         on_progress=report,
+        membership=membership,
     )
 
 
@@ -110,16 +120,19 @@ def resolve_callable(path: Workload) -> Callable[..., Any]:
     timeout_seconds=6 * 3600,
     cache_policy=NO_CACHE,
 )
-def run_workload(server: ServerHandle, workload: Workload) -> dict[str, Any]:
+def run_workload(server: ServerHandle | ServingGroup, workload: Workload) -> dict[str, Any]:
     """Run a whole workload callable against a READY server; it gets the server's handle.
 
     Args:
-        server: Handle of a READY server.
+        server: Handle of a READY server, or a replica group with a router (the callable gets
+            a handle whose URL is the group's one endpoint).
         workload: ``"package.module:function"`` or a callable, called as ``function(server)``;
             whatever it returns (a mapping or a pydantic model) becomes a JSON-able summary.
 
     Example: ``run_workload(server, "my_pkg.evals:run")``
     """
+    if isinstance(server, ServingGroup):
+        server = server.endpoint_handle()
     result = resolve_callable(workload)(server)
     if hasattr(result, "model_dump"):
         result = result.model_dump(mode="json")
