@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Literal
 
 from prefect.blocks.abstract import JobBlock, JobRun
 from prefect.blocks.core import Block
-from pydantic import Field, HttpUrl, SecretStr
+from pydantic import Field, GetJsonSchemaHandler, HttpUrl, SecretStr
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from vec_inf_flows.catalog.options import LaunchOptions, OptionsLayer, merge_options
 from vec_inf_flows.handle import ServerHandle
@@ -64,6 +66,18 @@ class SlurmCluster(Block):
         "directory, time limit, resources, environment); a server block's and the call's "
         "options win over them.",
     )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """Closed to unknown keys in flow parameter schemas. Prefect accepts a picked block
+        (``{"$ref": ...}``) where exactly one of the block's schema and its reference schema
+        matches; with every field optional, an open schema matches the reference too, and
+        Prefect refused every cluster picked in a run form."""
+        schema = handler(core_schema)
+        handler.resolve_ref_schema(schema)["additionalProperties"] = False
+        return schema
 
     def get_client(self) -> VecInfClient:
         """The client for this cluster (jobs are found again through the user's job index)."""
