@@ -71,12 +71,13 @@ class SlurmCluster(Block):
     def __get_pydantic_json_schema__(
         cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
-        """Closed to unknown keys in flow parameter schemas. Prefect accepts a picked block
-        (``{"$ref": ...}``) where exactly one of the block's schema and its reference schema
-        matches; with every field optional, an open schema matches the reference too, and
-        Prefect refused every cluster picked in a run form."""
+        """``backend`` listed as required (its default still applies). Prefect accepts a block
+        picked in a run form (``{"$ref": ...}``) only where it does not also match the block's
+        own schema; with every field optional it did, so every cluster picked in the UI was
+        refused ("not valid under any of the given schemas")."""
         schema = handler(core_schema)
-        handler.resolve_ref_schema(schema)["additionalProperties"] = False
+        target = handler.resolve_ref_schema(schema)
+        target["required"] = sorted({*target.get("required", []), "backend"})
         return schema
 
     def get_client(self) -> VecInfClient:

@@ -44,7 +44,7 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContex
             executable_path=CHROMIUM,
             headless=True,
             args=list(CHROMIUM_FLAGS),
-            viewport=VIEWPORT,  # type: ignore[arg-type]
+            viewport=VIEWPORT,
         )
         try:
             yield context

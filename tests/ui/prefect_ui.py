@@ -10,12 +10,13 @@ structure renders (``schema-form-property``, ``p-select``, ``p-table``).
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Locator, Page
+    from playwright.sync_api import Locator, Page, Response
 
     from vec_inf_flows.presentation import Table
 
@@ -32,8 +33,14 @@ CHROMIUM_FLAGS = (
 )
 VIEWPORT = {"width": 1400, "height": 1000}
 OPTIONAL = re.compile(r"\s*\(Optional\)$")
-RUN_PAGE = re.compile(r"/runs/flow-run/([0-9a-f-]{36})")
+_VALIDATE = re.compile(r"/api/ui/schemas/validate$")
+_CREATE_RUN = re.compile(r"/api/deployments/[0-9a-f-]{36}/create_flow_run$")
 
+_TO_THE_TOP = """() => {
+  document.activeElement?.blur();
+  for (const node of document.querySelectorAll('*')) if (node.scrollTop) node.scrollTop = 0;
+  window.scrollTo(0, 0);
+}"""
 # Every rendered form field: its labels from the top-level parameter down, and its description.
 _READ_FIELDS = """() => [...document.querySelectorAll('.schema-form-property')].map((field) => {
   const own = (node, part) => node.querySelector(`:scope > .p-label__header ${part}`);
@@ -89,6 +96,10 @@ class Blocks:
     def cluster(self) -> str:
         return self.names["vec-inf-slurm-cluster"]
 
+    @property
+    def cluster_id(self) -> str:
+        return self.ids["vec-inf-slurm-cluster"]
+
 
 class PrefectUI:
     """One browser tab on the UI of the Prefect server at ``base_url``."""
@@ -122,11 +133,15 @@ class PrefectUI:
         self.open(f"/runs/flow-run/{run_id}", ".state-badge")
         return words(self.page.locator(".state-badge").first.inner_text())
 
-    def screenshot(self, path: Path, part: str | None = None) -> Path:
-        """A PNG of the page (or of the element ``part``), for people to look at."""
+    def screenshot(
+        self, path: Path, width: int = VIEWPORT["width"], height: int = VIEWPORT["height"]
+    ) -> Path:
+        """A PNG of the top of the page, in a window of that size, for people to look at."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        target = self.page.locator(part).first if part else self.page
-        target.screenshot(path=str(path))
+        self.page.set_viewport_size({"width": width, "height": height})
+        self.page.evaluate(_TO_THE_TOP)
+        self.page.screenshot(path=str(path))
+        self.page.set_viewport_size(VIEWPORT)
         return path
 
 
@@ -202,20 +217,31 @@ class RunForm:
             field = field.locator(".schema-form-property-array-item").nth(item)
         field.locator("textarea, input").first.fill(value)
 
-    def errors(self) -> list[str]:
-        texts = self.page.locator(".schema-form-property-errors, .p-message").all_inner_texts()
-        return [words(text) for text in texts if text.strip()]
+    def submit(self, timeout: float = 30.0) -> str:
+        """Press Submit and return the id of the flow run the UI created. The UI checks the
+        parameters with the server first; if it refuses them, say why. (A busy SQLite server
+        answers 503 for a moment, and the UI sends its request again.)"""
+        answers: list[Response] = []
 
-    def submit(self) -> str:
-        """Press Submit; the UI opens the new flow run's page. Returns the run's id."""
-        self.page.get_by_role("button", name="Submit", exact=True).click()
+        def record(response: Response) -> None:
+            if _VALIDATE.search(response.url) or _CREATE_RUN.search(response.url):
+                answers.append(response)
+
+        self.page.on("response", record)
         try:
-            self.page.wait_for_url(RUN_PAGE, timeout=30_000)
-        except Exception as error:
-            raise AssertionError(f"the form was not submitted: {self.errors()}") from error
-        match = RUN_PAGE.search(self.page.url)
-        assert match is not None
-        return match.group(1)
+            self.page.get_by_role("button", name="Submit", exact=True).click()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                for answer in answers:
+                    if _VALIDATE.search(answer.url) and not answer.json().get("valid", True):
+                        raise AssertionError(f"the UI refused the form: {answer.json()}")
+                    if _CREATE_RUN.search(answer.url) and answer.ok:
+                        return str(answer.json()["id"])
+                self.page.wait_for_timeout(100)
+        finally:
+            self.page.remove_listener("response", record)
+        seen = [f"{answer.status} {answer.url}: {answer.text()[:500]}" for answer in answers]
+        raise AssertionError(f"no flow run created within {timeout:g} s: {seen}")
 
 
 def block_parameters(schema: dict[str, Any]) -> dict[str, tuple[str, str]]:
