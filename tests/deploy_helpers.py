@@ -92,7 +92,9 @@ class Server:
             ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
             # The UI's pages call the API at this URL (Prefect's default is port 4200).
             env=clean_environment(
-                PREFECT_HOME=str(home), PREFECT_UI_API_URL=f"http://127.0.0.1:{port}/api"
+                PREFECT_HOME=str(home),
+                PREFECT_UI_API_URL=f"http://127.0.0.1:{port}/api",
+                PREFECT_API_LOG_RETRYABLE_ERRORS="true",  # why a request got 503, in the log
             ),
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,

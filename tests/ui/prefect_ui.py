@@ -217,10 +217,11 @@ class RunForm:
             field = field.locator(".schema-form-property-array-item").nth(item)
         field.locator("textarea, input").first.fill(value)
 
-    def submit(self, timeout: float = 30.0) -> str:
+    def submit(self, timeout: float = 30.0, attempts: int = 5) -> str:
         """Press Submit and return the id of the flow run the UI created. The UI checks the
-        parameters with the server first; if it refuses them, say why. (A busy SQLite server
-        answers 503 for a moment, and the UI sends its request again.)"""
+        parameters with the server first; if it refuses them, say why. A busy SQLite server
+        answers 503 (SQLITE_BUSY: nothing was written) and the UI shows an error without
+        trying again, so, as a person would, press Submit again."""
         answers: list[Response] = []
 
         def record(response: Response) -> None:
@@ -229,19 +230,32 @@ class RunForm:
 
         self.page.on("response", record)
         try:
-            self.page.get_by_role("button", name="Submit", exact=True).click()
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                for answer in answers:
-                    if _VALIDATE.search(answer.url) and not answer.json().get("valid", True):
-                        raise AssertionError(f"the UI refused the form: {answer.json()}")
-                    if _CREATE_RUN.search(answer.url) and answer.ok:
-                        return str(answer.json()["id"])
-                self.page.wait_for_timeout(100)
+            for _ in range(attempts):
+                created = self._press_submit(answers, timeout)
+                if created is not None:
+                    return created
+                self.page.wait_for_timeout(1_000)
         finally:
             self.page.remove_listener("response", record)
         seen = [f"{answer.status} {answer.url}: {answer.text()[:500]}" for answer in answers]
-        raise AssertionError(f"no flow run created within {timeout:g} s: {seen}")
+        raise AssertionError(f"no flow run created in {attempts} attempts: {seen}")
+
+    def _press_submit(self, answers: list[Response], timeout: float) -> str | None:
+        """The new run's id, or None if the server was too busy to create it."""
+        answers.clear()
+        self.page.get_by_role("button", name="Submit", exact=True).click()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for answer in answers:
+                if _VALIDATE.search(answer.url) and not answer.json().get("valid", True):
+                    raise AssertionError(f"the UI refused the form: {answer.json()}")
+                if _CREATE_RUN.search(answer.url) and answer.status == 503:
+                    return None
+                if _CREATE_RUN.search(answer.url):
+                    assert answer.ok, f"no flow run created: {answer.status} {answer.text()}"
+                    return str(answer.json()["id"])
+            self.page.wait_for_timeout(100)
+        raise AssertionError(f"no answer to Submit within {timeout:g} s")
 
 
 def block_parameters(schema: dict[str, Any]) -> dict[str, tuple[str, str]]:
