@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import pickle
 import shlex
@@ -39,6 +40,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def write_prompts(path: Path, count: int) -> str:
+    """A request file of ``count`` short completion prompts, ids p0, p1 ..."""
+    lines = (
+        json.dumps({"id": f"p{i}", "prompt": f"Question {i}?", "max_tokens": 4})
+        for i in range(count)
+    )
+    path.write_text("".join(line + "\n" for line in lines))
+    return str(path)
 
 
 def readme_deploy_commands() -> list[str]:

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from deploy_helpers import Deployed, returned_value, wait_until
+from deploy_helpers import Deployed, returned_value, wait_until, write_prompts
 from prefect_ui import Blocks, PrefectUI, RenderedTable, RunForm
 
 from vec_inf_flows.presentation import evaluation_table, key_value, metrics_table, workload_rows
@@ -22,15 +22,6 @@ from vec_inf_flows.results import EvaluationRow, ServeResult
 
 MODEL = "SmolLM2-135M-Instruct"
 TIME = "00:10:00"
-
-
-def write_prompts(path: Path, count: int) -> str:
-    lines = (
-        json.dumps({"id": f"p{i}", "prompt": f"Question {i}?", "max_tokens": 4})
-        for i in range(count)
-    )
-    path.write_text("".join(line + "\n" for line in lines))
-    return str(path)
 
 
 def run_on_the_cluster(form: RunForm, blocks: Blocks) -> None:
