@@ -70,8 +70,9 @@ def test_an_evaluation_submitted_from_the_form_completes_and_its_table_renders(
     artifact = deployed.api.artifact(run["id"], "vec-inf-evaluation")
     shown = ui.artifact_table(artifact["id"])
     ui.screenshot(screenshots / "evaluation-artifact.png", width=1900, height=420)
+    # Every column the flow's table has (a score column too, once evaluate scores) ...
     assert shown == RenderedTable.of(evaluation_table(rows))
-    # What a person reads off the page, one column at a time.
+    # ... and what a person reads off the page, known without the flow: one line per column.
     assert shown.column("Model") == [MODEL]
     assert shown.column("Dataset") == [dataset]
     assert shown.column("Status") == ["ok"]
