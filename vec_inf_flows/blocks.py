@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Literal
 
 from prefect.blocks.abstract import JobBlock, JobRun
 from prefect.blocks.core import Block
-from pydantic import Field, HttpUrl, SecretStr
+from pydantic import Field, GetJsonSchemaHandler, HttpUrl, SecretStr
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from vec_inf_flows.catalog.options import LaunchOptions, OptionsLayer, merge_options
 from vec_inf_flows.handle import ServerHandle
@@ -66,6 +68,19 @@ class SlurmCluster(Block):
         "directory, time limit, resources, environment); a server block's and the call's "
         "options win over them.",
     )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """``backend`` listed as required (its default still applies). Prefect accepts a block
+        picked in a run form (``{"$ref": ...}``) only where it does not also match the block's
+        own schema; with every field optional it did, so every cluster picked in the UI was
+        refused ("not valid under any of the given schemas")."""
+        schema = handler(core_schema)
+        target = handler.resolve_ref_schema(schema)
+        target["required"] = sorted({*target.get("required", []), "backend"})
+        return schema
 
     def get_client(self, leases: LeaseKeeper | None = None) -> VecInfClient:
         """The client for this cluster (jobs are found again through the user's job index);

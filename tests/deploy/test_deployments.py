@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_helpers import POOL, Deployed, wait_until
+from deploy_helpers import POOL, Deployed, wait_until, write_prompts
 
 pytestmark = pytest.mark.slurm
 
@@ -22,15 +22,6 @@ FAST = {"ready_timeout": 180, "poll_interval": 0.5}
 TIMEOUT_WARNING = "Timeouts in worker threads"
 REAPER = "cleanup-orphaned-servers/reaper"
 SHIPPED = {"serve-and-run/on-demand", "evaluate/nightly", REAPER}
-
-
-def write_prompts(path: Path, count: int) -> str:
-    lines = (
-        json.dumps({"id": f"p{i}", "prompt": f"Question {i}?", "max_tokens": 4})
-        for i in range(count)
-    )
-    path.write_text("".join(line + "\n" for line in lines))
-    return str(path)
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
