@@ -182,6 +182,8 @@ def replica_rows(summary: ReplicaSummary) -> Rows:
         rows.append(("Never READY", ", ".join(never)))
     if summary.router_job_id is not None:
         rows.append(("Router Job ID", summary.router_job_id))
+    if summary.endpoint is not None:
+        rows.append(("Endpoint", str(summary.endpoint)))
     return rows
 
 

@@ -29,9 +29,11 @@ SETUP_HINT = "run scripts/setup.sh and scripts/chromium.sh (scripts/test.sh runs
 SCREENSHOTS_ENV = "VEC_INF_UI_SCREENSHOTS"
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API runs an event loop in this thread until it
+# stops, and every later test calling asyncio.run() would fail while it runs.
+@pytest.fixture(scope="module")
 def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
-    """One headless Chromium for the session, with a fresh profile."""
+    """One headless Chromium for the module's tests, with a fresh profile."""
     if not Path(CHROMIUM).is_file():
         pytest.fail(f"no Chromium at {CHROMIUM}: {SETUP_HINT}")
     try:

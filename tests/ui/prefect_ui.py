@@ -54,8 +54,9 @@ _READ_FIELDS = """() => [...document.querySelectorAll('.schema-form-property')].
 
 
 def words(text: str) -> str:
-    """Text as a page shows it: markdown and HTML collapse runs of white space."""
-    return " ".join(text.split())
+    """Text as a page shows it: markdown and HTML collapse runs of white space, and a code span
+    (``name``) shows its text without the backticks."""
+    return " ".join(text.replace("``", "").split())
 
 
 @dataclass(frozen=True)

@@ -50,16 +50,46 @@ def assert_submitted_as_typed(run: dict[str, Any], blocks: Blocks) -> None:
     assert parameters["launch_options"]["time"] == TIME
 
 
+QUESTIONS = [
+    ("What is the capital of France?", "Paris"),
+    ("What is the capital of Italy?", "Rome"),
+    ("What is 2 + 2?", "4"),
+    ("What colour is the sky?", "blue"),
+]
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> str:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return str(path)
+
+
 def test_an_evaluation_submitted_from_the_form_completes_and_its_table_renders(
     deployed: Deployed, ui: PrefectUI, blocks: Blocks, tmp_path: Path, screenshots: Path
 ) -> None:
-    dataset = write_prompts(tmp_path / "questions.jsonl", 3)
+    """Questions with references, and a simulator told (in the form's Vllm Args) to answer three
+    of the four right: the rendered table must show the score 0.750."""
+    dataset = write_jsonl(
+        tmp_path / "questions.jsonl",
+        [
+            {"id": f"q{n}", "prompt": question, "expected": answer, "max_tokens": 8}
+            for n, (question, answer) in enumerate(QUESTIONS)
+        ],
+    )
+    book = write_jsonl(
+        tmp_path / "answers.jsonl",
+        [
+            {"prompt": question, "answer": answer if n < 3 else "no idea"}
+            for n, (question, answer) in enumerate(QUESTIONS)
+        ],
+    )
     results = tmp_path / "results"
     form = ui.run_form(deployed.deployment_id("evaluate/nightly"))
     form.fill("datasets", value=dataset, item=0)  # over the shipped placeholder
     form.choose_type("output_dir", type_name="str")
     form.fill("output_dir", value=str(results))
     run_on_the_cluster(form, blocks)
+    form.choose_type("launch_options", "Vllm Args", type_name="str")
+    form.fill("launch_options", "Vllm Args", value=f"--sim-answers={book}")
     ui.screenshot(screenshots / "evaluate-form.png", height=1500)
 
     run = completed(deployed, form.submit())
@@ -67,17 +97,18 @@ def test_an_evaluation_submitted_from_the_form_completes_and_its_table_renders(
     assert_submitted_as_typed(run, blocks)
     assert run["parameters"]["datasets"] == [dataset]
     rows: list[EvaluationRow] = returned_value(run)
-    artifact = deployed.api.artifact(run["id"], "vec-inf-evaluation")
+    artifact = deployed.api.artifact(run["id"], "vec-inf-evaluation-nightly")
     shown = ui.artifact_table(artifact["id"])
     ui.screenshot(screenshots / "evaluation-artifact.png", width=1900, height=420)
-    # Every column the flow's table has (a score column too, once evaluate scores) ...
+    # Every column the flow's table has ...
     assert shown == RenderedTable.of(evaluation_table(rows))
     # ... and what a person reads off the page, known without the flow: one line per column.
     assert shown.column("Model") == [MODEL]
     assert shown.column("Dataset") == [dataset]
     assert shown.column("Status") == ["ok"]
-    assert shown.column("OK") == ["3"]
+    assert shown.column("OK") == ["4"]
     assert shown.column("Failed") == ["0"]
+    assert shown.column("Score") == ["0.750"]
     assert shown.column("Job") == [rows[0].job_id] and rows[0].job_id in deployed.worker.job_ids()
 
 

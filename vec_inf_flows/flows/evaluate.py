@@ -112,8 +112,8 @@ def evaluate(
             every one.
         engine: Inference engine for every model: vllm, sglang or sim; default: the catalog's.
         output_dir: Root folder of evaluations: a run writes to
-            <output_dir>/<evaluation>/<UTC start>-<flow run id>/ and appends to
-            <output_dir>/<evaluation>/history.jsonl; default: ~/.vec-inf-flows/evaluations.
+            OUTPUT_DIR/EVALUATION/START-RUN_ID/ (start in UTC) and appends to
+            OUTPUT_DIR/EVALUATION/history.jsonl; default: ~/.vec-inf-flows/evaluations.
         cluster: Cluster block (or its name) to launch on; default: this machine's defaults.
         launch_options: Launch options for every model, laid over the cluster's.
         model_options: Options for one model alone, by model name, laid over launch_options.
@@ -140,7 +140,7 @@ def evaluate(
         retry_failed: On a retry of this flow run, send the requests that failed again
             (the answered ones are kept).
         batch_output: Also write each results file in the OpenAI Batch output format, as
-            <dataset>.results.batch.jsonl beside it.
+            DATASET.results.batch.jsonl beside it.
         replicas: Serve each model from this many independent jobs (a replica group): work
             starts on its first READY replica, the others join as they come, one that dies is
             replaced (once per replica) and its requests go to the others.

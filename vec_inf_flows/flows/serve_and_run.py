@@ -145,7 +145,7 @@ def serve_and_run(
         retry_failed: Send again the requests the output file records as failed (the
             answered ones are kept); otherwise every recorded id counts as done.
         batch_output: Also write the results in the OpenAI Batch output format, as
-            <output>.batch.jsonl beside the output file.
+            OUTPUT.batch.jsonl beside the output file OUTPUT.
         replicas: Serve the model from this many independent jobs (a replica group): work
             starts on the first READY one, the others join as they become READY, one that
             dies is replaced and its requests go to the others.
