@@ -34,6 +34,10 @@ class LaunchOverrides(BaseModel):
     account: str | None = Field(default=None, description="Slurm account charged for the job.")
     time: str | None = Field(default=None, description="Slurm time limit, HH:MM:SS or D-HH:MM:SS.")
     num_nodes: int | None = Field(default=None, ge=1, description="Nodes per server.")
+    multi_node_mode: Literal["native", "ray"] | None = Field(
+        default=None,
+        description="Several nodes: vLLM's own multi-node executor (native) or a Ray cluster.",
+    )
     gpus_per_node: int | None = Field(default=None, ge=0, description="GPUs on each node.")
     cpus_per_task: int | None = Field(default=None, ge=1, description="CPUs for the server.")
     mem_per_node: str | None = Field(default=None, description="Memory per node, e.g. 64G.")

@@ -7,6 +7,9 @@ Pure, so every rule is a row in a test table. The rules, and why:
   server even if some log line looked fatal (the anchor cancelled healthy jobs over log words).
 * A running job whose logs show a fatal line, or whose engine has exited, is ``FAILED`` at
   once, while Slurm still says RUNNING (the launcher may still be tearing down).
+* The job side's own verdict (a ``vec-inf:`` line, e.g. "a node of this multi-node server
+  died") is ``FAILED`` even while /health still answers 200: the head may answer for seconds
+  after another node died, and the job is already stopping it.
 * A ready line with /health not answering 200 stays ``LAUNCHING`` (``detail`` says what /health
   said): the probe may race the server; a real death shows up as a fatal line or an engine exit.
 * A shutdown the user asked for is ``SHUTDOWN`` from the moment it is asked, and stays so:
@@ -96,10 +99,12 @@ def _running(
     if engine_exit is not None:
         reason = fatal or f"engine exited with code {engine_exit}"
         return {"server_status": ServerStatus.FAILED, "failed_reason": reason}
+    if verdict is not None and verdict.job_failure:
+        return {"server_status": ServerStatus.FAILED, "failed_reason": fatal or verdict.job_failure}
     if health is not None and health.ok and server_address:
         return {"server_status": ServerStatus.READY, "base_url": server_address}
     if fatal:
-        return {"server_status": ServerStatus.FAILED, "failed_reason": fatal}
+        return {"server_status": ServerStatus.FAILED, "failed_reason": fatal or verdict.job_failure}
     if not server_address:
         detail = "waiting for the server address"
     elif health is None:

@@ -31,6 +31,7 @@ class LaunchOptions(BaseModel):
     account: str | None = None
     time: str | None = None
     num_nodes: int | None = None
+    multi_node_mode: str | None = None  # "native" or "ray" (several nodes only)
     gpus_per_node: int | None = None
     cpus_per_task: int | None = None
     mem_per_node: str | None = None

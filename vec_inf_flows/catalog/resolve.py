@@ -17,6 +17,7 @@ from typing import cast
 from vec_inf_flows.catalog.engine_args import split_top_level
 from vec_inf_flows.catalog.loader import Catalog, load_catalog
 from vec_inf_flows.catalog.merge import MergedEntry
+from vec_inf_flows.catalog.multinode import select_multi_node_mode
 from vec_inf_flows.catalog.options import LaunchOptions, parse_env_option
 from vec_inf_flows.catalog.schema import ENGINES, ModelConfig, require_model_name
 from vec_inf_flows.errors import ConfigError, ModelNotFoundError
@@ -42,6 +43,7 @@ _PLAIN_FIELDS = (
     "account",
     "time",
     "num_nodes",
+    "multi_node_mode",
     "gpus_per_node",
     "cpus_per_task",
     "mem_per_node",
@@ -95,7 +97,7 @@ def resolve_batch(
         if spec.resources.num_nodes != 1:
             raise ConfigError(
                 f"Batch launch supports single-node models only; '{spec.model_name}' needs"
-                f" {spec.resources.num_nodes} nodes."
+                f" {spec.resources.num_nodes} nodes (launch it on its own with `launch`)."
             )
     log_dirs = sorted({spec.log_dir for spec in specs})
     if len(log_dirs) > 1:
@@ -138,6 +140,7 @@ def build_spec(config: ModelConfig, options: LaunchOptions) -> LaunchSpec:
     if config.data_type and config.data_type != "auto":
         args.setdefault("--dtype", config.data_type)
     check_parallel_layout(config, args)
+    multi_node_mode = select_multi_node_mode(config, args)
     model_path = _model_path(config)
     env, secret_env = split_secrets(config.env)
     if options.api_key is not None:
@@ -173,6 +176,7 @@ def build_spec(config: ModelConfig, options: LaunchOptions) -> LaunchSpec:
         env=tuple(env),
         secret_env=tuple(secret_env),
         python=config.python or (sys.executable if engine == "sim" else "python3"),
+        multi_node_mode=multi_node_mode,
     )
 
 

@@ -23,6 +23,14 @@ _LAUNCH_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("-A", "--account"), {"help": "Slurm account (optional where the cluster needs none)."}),
     (("--time",), {"help": "Time limit, HH:MM:SS or D-HH:MM:SS."}),
     (("--num-nodes",), {"type": int, "help": "Number of nodes."}),
+    (
+        ("--multi-node-mode",),
+        {
+            "choices": ["native", "ray"],
+            "help": "How several nodes start: vLLM's own multi-node executor (native, the "
+            "default) or a Ray cluster (ray).",
+        },
+    ),
     (("--gpus-per-node",), {"type": int, "help": "GPUs per node."}),
     (("--cpus-per-task",), {"type": int, "help": "CPUs per task."}),
     (("--mem-per-node",), {"help": "Memory per node, e.g. 64G."}),

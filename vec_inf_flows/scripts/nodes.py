@@ -1,0 +1,369 @@
+"""Job-side multi-node supervisor: starts every node's part of one server and ends them together.
+
+Copied into the job directory with ``nodeports.py`` and ``nodeprocs.py`` (next to
+``launcher.py``) and run with the standard library alone (Python 3.8+). Two roles::
+
+    nodes.py head --mode ray|native --head-node NODE [--gpus-per-node G] [--container-words K]
+                  -- LAUNCHER ARGV -- ENGINE ARGV with {port}
+    nodes.py node --job-id J --rank R --nnodes N [--attempt A] [--ray-worker] -- COMMAND
+
+``head`` runs on the first node (the batch script ``exec``s it). In Ray mode it starts the Ray
+head here and one ``srun`` step per other node that joins it, waits until every node has joined,
+then runs the launcher (``vllm serve --distributed-executor-backend ray``). In native mode it
+runs the launcher with vLLM's own ``--nnodes/--node-rank/--master-addr/--master-port`` and one
+``vllm serve --headless`` step per other node. Then it watches them all: when any one ends, the
+others are stopped, and a part that ended on its own is reported as a ``vec-inf:`` line on
+stderr, which the status classifier reads as the failure reason.
+
+``node`` runs inside each ``srun`` step: it picks that node's Ray ports (checked free there),
+runs the command and, when it ends or the step is signalled, ends every process it left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+try:  # inside the package (tests, type checks)
+    from vec_inf_flows.scripts.nodeports import (
+        BLOCK_SIZE,
+        choose_block,
+        ray_port_args,
+        ray_temp_dir,
+    )
+    from vec_inf_flows.scripts.nodeprocs import (
+        Family,
+        become_subreaper,
+        describe,
+        exit_like,
+        fatal,
+        log,
+        signal_all,
+    )
+except ImportError:  # in a job directory, where the siblings sit next to this file
+    from nodeports import (  # type: ignore[no-redef]
+        BLOCK_SIZE,
+        choose_block,
+        ray_port_args,
+        ray_temp_dir,
+    )
+    from nodeprocs import (  # type: ignore[no-redef]
+        Family,
+        become_subreaper,
+        describe,
+        exit_like,
+        fatal,
+        log,
+        signal_all,
+    )
+
+POLL_SECONDS = 0.5
+HEAD_ATTEMPTS = 3
+NODE_ATTEMPTS = 3
+RAY_TIMEOUT_VARIABLE = "VEC_INF_RAY_TIMEOUT"  # seconds for every node to join; default 600
+RAY_POLL_VARIABLE = "VEC_INF_RAY_POLL_INTERVAL"  # seconds between `ray status`; default 2
+PORT_TOKEN = "{port}"
+
+
+# ------------------------------------------------------------------------------------- node
+def node_name() -> str:
+    return os.environ.get("SLURMD_NODENAME") or socket.gethostname()
+
+
+def run_node(args: argparse.Namespace) -> int:
+    """One node's part (a Ray worker, or a headless vLLM) as an srun step."""
+    become_subreaper()
+    family = Family()
+    family.install()
+    command, env, temp_dir = list(args.command), dict(os.environ), None
+    name = f"{os.path.basename(command[0])} on {node_name()} (rank {args.rank})"
+    try:
+        if args.ray_worker:
+            start = choose_block(args.job_id, args.rank, args.nnodes, args.attempt)
+            flags, extra = ray_port_args(start, head=False)
+            temp_dir = ray_temp_dir(args.job_id, args.rank)
+            command += [*flags, f"--temp-dir={temp_dir}"]
+            env.update(extra)
+            log(f"{node_name()}: Ray ports {start}-{start + BLOCK_SIZE - 1}")
+        family.spawn("command", command, env)
+    except (OSError, RuntimeError) as error:
+        fatal(f"cannot start {name}: {error}")
+        return 127
+    while family.alive and family.stop_signal is None:
+        time.sleep(POLL_SECONDS)
+        family.reap()
+    time.sleep(POLL_SECONDS)  # a job being cancelled signals us too: give that signal a moment
+    family.reap()
+    code = family.ended.get("command")
+    if code is not None and family.stop_signal is None:
+        fatal(f"{name} {describe(code)}; the server stops on every node")
+    family.teardown()
+    if temp_dir is not None:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    code = family.ended.get("command", 1)
+    return code if family.stop_signal is None else -family.stop_signal
+
+
+# ------------------------------------------------------------------------------------- head
+class Head:
+    """The first node: starts the others, runs the launcher, and ends everything together."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.job_id = os.environ.get("SLURM_JOB_ID", "0")
+        self.nodes = job_nodes(args.head_node)
+        self.head_ip = node_ip(args.head_node)
+        self.family = Family()
+        split = args.command.index("--") + 1 if "--" in args.command else 0
+        self.launcher_words, self.engine = args.command[:split], args.command[split:]
+        self.ray = [*self.engine[: args.container_words], "ray"]
+        self.attempts: dict[int, int] = {}
+        self.node_commands: dict[int, list[str]] = {}
+        self.temp_dir = ray_temp_dir(self.job_id, 0)
+
+    # ---- helpers
+    def stopped(self) -> bool:
+        return self.family.stop_signal is not None
+
+    def ray_resources(self) -> list[str]:
+        cpus = os.environ.get("SLURM_CPUS_PER_TASK", "1")
+        gpus = self.args.gpus_per_node
+        return [f"--num-cpus={cpus}"] + ([f"--num-gpus={gpus}"] if gpus > 0 else [])
+
+    def start_node(self, rank: int) -> None:
+        attempt = self.attempts.get(rank, 0) + 1
+        self.attempts[rank] = attempt
+        argv = ["srun", "--nodes=1", "--ntasks=1", "--overlap", f"--nodelist={self.nodes[rank]}"]
+        argv += [sys.executable, os.path.abspath(__file__), "node", "--job-id", self.job_id]
+        argv += ["--rank", str(rank), "--nnodes", str(len(self.nodes)), "--attempt", str(attempt)]
+        argv += ["--ray-worker"] if self.args.mode == "ray" else []
+        self.family.spawn(f"node-{rank}", [*argv, "--", *self.node_commands[rank]])
+
+    def launcher(self, extra: list[str], env: dict[str, str] | None = None) -> None:
+        """The job's launcher (as the script gave it) with this node's engine flags appended."""
+        self.family.spawn("launcher", [*self.launcher_words, *self.engine, *extra], env)
+
+    def ray_nodes_alive(self, address: str) -> int:
+        try:
+            report = subprocess.run(
+                [*self.ray, "status", f"--address={address}"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                timeout=60,
+                check=False,
+            ).stdout.decode("utf-8", "replace")
+        except (OSError, subprocess.TimeoutExpired):
+            return 0
+        return count_active_nodes(report)
+
+    # ---- Ray mode
+    def start_ray_head(self) -> str | None:
+        for attempt in range(1, HEAD_ATTEMPTS + 1):
+            start = choose_block(self.job_id, 0, len(self.nodes), attempt)
+            flags, extra = ray_port_args(start, head=True)
+            address = f"{self.head_ip}:{start}"
+            argv = [*self.ray, "start", "--head", f"--node-ip-address={self.head_ip}"]
+            argv += [*self.ray_resources(), *flags, f"--temp-dir={self.temp_dir}", "--block"]
+            log(f"Ray head at {address} (ports {start}-{start + BLOCK_SIZE - 1}, try {attempt})")
+            self.family.spawn("ray-head", argv, {**os.environ, **extra})
+            if self.wait_for_ray(address, 1):
+                return address
+            if self.stopped():
+                return None
+            self.family.teardown()
+            self.family.ended.pop("ray-head", None)
+        fatal(f"the Ray head did not start after {HEAD_ATTEMPTS} attempts")
+        return None
+
+    def wait_for_ray(self, address: str, wanted: int) -> bool:
+        """Poll `ray status` until ``wanted`` nodes are active; restart a node that quits."""
+        timeout = float(os.environ.get(RAY_TIMEOUT_VARIABLE) or 600)
+        deadline = time.monotonic() + timeout
+        interval = float(os.environ.get(RAY_POLL_VARIABLE) or 2)
+        while time.monotonic() < deadline and not self.stopped():
+            self.family.reap()
+            if "ray-head" in self.family.ended:
+                return False
+            for rank in range(1, len(self.nodes)):
+                code = self.family.ended.pop(f"node-{rank}", None)
+                if code is None or self.stopped():
+                    continue
+                if self.attempts[rank] >= NODE_ATTEMPTS:
+                    fatal(
+                        f"node {self.nodes[rank]} could not join the Ray cluster after "
+                        f"{NODE_ATTEMPTS} attempts (last one {describe(code)})"
+                    )
+                    return False
+                log(f"node {self.nodes[rank]} left before joining; starting it again")
+                self.start_node(rank)
+            if self.ray_nodes_alive(address) >= wanted:
+                return True
+            time.sleep(interval)
+        if not self.stopped():
+            alive = self.ray_nodes_alive(address)
+            fatal(f"only {alive} of {wanted} Ray nodes joined within {timeout:g}s")
+        return False
+
+    def start_ray(self) -> bool:
+        address = self.start_ray_head()
+        if address is None:
+            return False
+        join = [*self.ray, "start", f"--address={address}", *self.ray_resources(), "--block"]
+        for rank in range(1, len(self.nodes)):
+            self.node_commands[rank] = join
+            self.start_node(rank)
+        if not self.wait_for_ray(address, len(self.nodes)):
+            return False
+        log(f"all {len(self.nodes)} Ray nodes joined; starting the engine")
+        self.launcher([], {**os.environ, "RAY_ADDRESS": address})
+        return True
+
+    # ---- native mode
+    def start_native(self) -> bool:
+        master_port = choose_block(self.job_id, 0, len(self.nodes), 1)
+        common = ["--nnodes", str(len(self.nodes)), "--master-addr", self.head_ip]
+        common += ["--master-port", str(master_port)]
+        log(f"vLLM multi-node: {len(self.nodes)} nodes, master {self.head_ip}:{master_port}")
+        self.launcher([*common, "--node-rank", "0"])
+        headless = without_port(self.engine)
+        for rank in range(1, len(self.nodes)):
+            self.node_commands[rank] = [*headless, *common, "--node-rank", str(rank), "--headless"]
+            self.start_node(rank)
+        return True
+
+    # ---- supervision
+    def run(self) -> int:
+        become_subreaper()
+        self.family.install()
+        for signum in (signal.SIGUSR1, signal.SIGUSR2):  # for the launcher alone
+            signal.signal(signum, self._to_launcher)
+        try:
+            started = self.start_ray() if self.args.mode == "ray" else self.start_native()
+            code = self.supervise() if started else 1
+        except (OSError, RuntimeError, subprocess.SubprocessError) as error:
+            fatal(f"multi-node start-up failed on {self.nodes[0]}: {error}")
+            code = 1
+        self.family.teardown()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+        return -self.family.stop_signal if self.family.stop_signal is not None else code
+
+    def _to_launcher(self, signum: int, _frame: object) -> None:
+        pids = [pid for pid, name in self.family.alive.items() if name == "launcher"]
+        signal_all(pids, signum)
+
+    def supervise(self) -> int:
+        while not self.stopped():
+            time.sleep(POLL_SECONDS)
+            self.family.reap()
+            ended = [name for name in self.family.ended if name != "launcher"]
+            if "launcher" not in self.family.ended and not ended:
+                continue
+            time.sleep(2 * POLL_SECONDS)  # a cancel reaches us too; and let every exit land
+            self.family.reap()
+            if self.stopped():
+                break
+            failed = sorted(name for name in self.family.ended if name != "launcher")
+            for name in failed:
+                fatal(
+                    f"{self.describe_part(name)} {describe(self.family.ended[name])}; "
+                    "stopping the server on every node"
+                )
+            if failed:
+                return 1
+            return self.family.ended["launcher"]
+        return 1
+
+    def describe_part(self, name: str) -> str:
+        if name == "ray-head":
+            return f"the Ray head on {self.nodes[0]}"
+        rank = int(name.split("-")[1])
+        return f"node {self.nodes[rank]} (rank {rank})"
+
+
+def count_active_nodes(report: str) -> int:
+    """Nodes listed under ``Active:`` in ``ray status`` output."""
+    count, active = 0, False
+    for line in report.splitlines():
+        if line.startswith("Active:"):
+            active = True
+        elif line.startswith(("Pending:", "Recent failures:", "Resources")):
+            active = False
+        elif active and "node_" in line:
+            count += 1
+    return count
+
+
+def without_port(argv: list[str]) -> list[str]:
+    """The engine command minus ``--port {port}``: a headless node serves no API."""
+    out: list[str] = []
+    skip = False
+    for index, word in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if word == "--port" and index + 1 < len(argv) and argv[index + 1] == PORT_TOKEN:
+            skip = True
+            continue
+        out.append(word)
+    return out
+
+
+def job_nodes(head: str) -> list[str]:
+    """The job's nodes, head first (``scontrol show hostnames`` expands Slurm's ranges)."""
+    listing = os.environ.get("SLURM_JOB_NODELIST", head)
+    try:
+        found = subprocess.run(
+            ["scontrol", "show", "hostnames", listing], stdout=subprocess.PIPE, check=True
+        ).stdout.decode()
+    except (OSError, subprocess.CalledProcessError) as error:
+        fatal(f"cannot list the job's nodes ({listing}): {error}")
+        sys.exit(1)
+    return [head] + [node for node in found.split() if node != head]
+
+
+def node_ip(node: str) -> str:
+    """The head's address, as ``hostname --ip-address`` gives it."""
+    for name in (node, socket.gethostname()):
+        with contextlib.suppress(OSError):
+            return socket.gethostbyname(name)
+    return "127.0.0.1"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="nodes.py", description=__doc__.split("\n")[0])
+    roles = parser.add_subparsers(dest="role", required=True)
+    head = roles.add_parser("head")
+    head.add_argument("--mode", choices=["ray", "native"], required=True)
+    head.add_argument("--head-node", required=True)
+    head.add_argument("--gpus-per-node", type=int, default=0)
+    head.add_argument("--container-words", type=int, default=0)
+    node = roles.add_parser("node")
+    node.add_argument("--job-id", required=True)
+    node.add_argument("--rank", type=int, required=True)
+    node.add_argument("--nnodes", type=int, required=True)
+    node.add_argument("--attempt", type=int, default=1)
+    node.add_argument("--ray-worker", action="store_true")
+    for role in (head, node):
+        role.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    if args.command and args.command[0] == "--":
+        args.command = args.command[1:]
+    if not args.command:
+        parser.error("a command after '--' is required")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    exit_like(run_node(args) if args.role == "node" else Head(args).run())
+
+
+if __name__ == "__main__":
+    main()
