@@ -53,8 +53,18 @@ class Sandbox:
         return alive
 
 
-def processes_of_job(job_id: str) -> list[int]:
-    """Pids whose environment says they belong to this job (any backend sets SLURM_JOB_ID)."""
+@dataclass(frozen=True)
+class JobProcess:
+    pid: int
+    session: int  # slurmstepd starts each task in a session of its own
+    node: str | None  # SLURMD_NODENAME (both local "nodes" are this one machine)
+    argv: list[str]
+
+
+def job_processes(job_id: str) -> list[JobProcess]:
+    """Live processes whose environment says they belong to this job (any backend sets
+    SLURM_JOB_ID). Processes that rewrote their title over their environment (vLLM's workers
+    do) are not found here: see ``sessions_of_job``."""
     wanted = f"SLURM_JOB_ID={job_id}".encode()
     found = []
     for entry in Path("/proc").iterdir():
@@ -62,17 +72,44 @@ def processes_of_job(job_id: str) -> list[int]:
             continue
         try:
             environ = (entry / "environ").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
         except OSError:
             continue
-        if wanted in environ and state != "Z":
-            found.append(int(entry.name))
+        if wanted in environ and fields[0] != "Z":
+            node = next(
+                (e[16:].decode() for e in environ if e.startswith(b"SLURMD_NODENAME=")), None
+            )
+            found.append(JobProcess(int(entry.name), int(fields[3]), node, argv))
     return found
 
 
-def no_engine_processes_left(job_id: str, within: float = 30.0) -> None:
+def processes_of_job(job_id: str, sessions: frozenset[int] = frozenset()) -> list[int]:
+    """Pids of the job: by environment, or by one of the job's ``sessions`` seen earlier."""
+    pids = {process.pid for process in job_processes(job_id)}
+    if sessions:
+        for entry in Path("/proc").iterdir():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if entry.name.isdigit() and fields[0] != "Z" and int(fields[3]) in sessions:
+                pids.add(int(entry.name))
+    pids.discard(os.getpid())
+    return sorted(pids)
+
+
+def sessions_of_job(job_id: str) -> frozenset[int]:
+    """The sessions of the job's running tasks (every step's task leads one), recorded while
+    the job runs, so a process whose title hid its environment is still found afterwards."""
+    return frozenset(process.session for process in job_processes(job_id))
+
+
+def no_engine_processes_left(
+    job_id: str, within: float = 30.0, sessions: frozenset[int] = frozenset()
+) -> None:
     deadline = time.monotonic() + within
-    while (left := processes_of_job(job_id)) and time.monotonic() < deadline:
+    while (left := processes_of_job(job_id, sessions)) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not left, f"processes of job {job_id} still running: {left}"
 

@@ -104,7 +104,7 @@ def _running(
     if health is not None and health.ok and server_address:
         return {"server_status": ServerStatus.READY, "base_url": server_address}
     if fatal:
-        return {"server_status": ServerStatus.FAILED, "failed_reason": fatal or verdict.job_failure}
+        return {"server_status": ServerStatus.FAILED, "failed_reason": fatal}
     if not server_address:
         detail = "waiting for the server address"
     elif health is None:

@@ -24,6 +24,8 @@ FATAL_LOG = LogVerdict(fatal_line=KV_ERROR)
 DIED_AFTER_READY = LogVerdict(ready=True, fatal_line="EngineDeadError: EngineCore died")
 TIME_LIMIT_LOG = LogVerdict(ready=True, time_limit_hit=True, shutdown_seen=True)
 CANCEL_LOG = LogVerdict(ready=True, cancelled=True, shutdown_seen=True)
+NODE_DIED = "node node2 (rank 1): vllm was killed by SIGKILL; stopping the server on every node"
+NODE_DIED_LOG = LogVerdict(ready=True, fatal_line=NODE_DIED, job_failure=NODE_DIED)
 
 
 def record(
@@ -147,6 +149,21 @@ CASES = [
         engine_exit=1,
         status=ServerStatus.FAILED,
         reason=KV_ERROR,
+    ),
+    Case(
+        "a node of a multi-node server died: the head's 200 does not hide it",
+        RUNNING,
+        NODE_DIED_LOG,
+        OK,
+        status=ServerStatus.FAILED,
+        reason=NODE_DIED,
+    ),
+    Case(
+        "a node died, then the job ended",
+        record(JobPhase.FAILED, "FAILED", exit_code="1:0"),
+        NODE_DIED_LOG,
+        status=ServerStatus.FAILED,
+        reason=NODE_DIED,
     ),
     Case(
         "shutdown requested while running",

@@ -15,7 +15,7 @@ import signal
 import sys
 import time
 
-GRACE_SECONDS = 5.0  # SIGTERM -> SIGKILL for what is left (about Slurm's KillWait here)
+GRACE_SECONDS = 3.0  # SIGTERM -> SIGKILL for what is left: below Slurm's KillWait (5 s here)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 

@@ -69,12 +69,33 @@ HEAD_ATTEMPTS = 3
 NODE_ATTEMPTS = 3
 RAY_TIMEOUT_VARIABLE = "VEC_INF_RAY_TIMEOUT"  # seconds for every node to join; default 600
 RAY_POLL_VARIABLE = "VEC_INF_RAY_POLL_INTERVAL"  # seconds between `ray status`; default 2
+HEAD_IP_VARIABLE = "VEC_INF_HEAD_IP"  # the address other nodes reach the head at
 PORT_TOKEN = "{port}"
 
 
 # ------------------------------------------------------------------------------------- node
 def node_name() -> str:
     return os.environ.get("SLURMD_NODENAME") or socket.gethostname()
+
+
+def note_path(rank: int) -> str:
+    """Where a node's keeper says why its command ended (the job directory is shared)."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), f"node-{rank}.exit")
+
+
+def write_note(path: str, text: str) -> None:
+    with contextlib.suppress(OSError):
+        with open(path + ".tmp", "w") as handle:
+            handle.write(text + "\n")
+        os.replace(path + ".tmp", path)
+
+
+def read_note(rank: int) -> str | None:
+    try:
+        with open(note_path(rank)) as handle:
+            return handle.read().strip() or None
+    except OSError:
+        return None
 
 
 def run_node(args: argparse.Namespace) -> int:
@@ -94,7 +115,8 @@ def run_node(args: argparse.Namespace) -> int:
             log(f"{node_name()}: Ray ports {start}-{start + BLOCK_SIZE - 1}")
         family.spawn("command", command, env)
     except (OSError, RuntimeError) as error:
-        fatal(f"cannot start {name}: {error}")
+        log(f"cannot start {name}: {error}")
+        write_note(note_path(args.rank), f"cannot start {os.path.basename(command[0])}: {error}")
         return 127
     while family.alive and family.stop_signal is None:
         time.sleep(POLL_SECONDS)
@@ -103,7 +125,10 @@ def run_node(args: argparse.Namespace) -> int:
     family.reap()
     code = family.ended.get("command")
     if code is not None and family.stop_signal is None:
-        fatal(f"{name} {describe(code)}; the server stops on every node")
+        # Ended on its own: tell the head at once (it watches this file), then clean up.
+        note = f"{os.path.basename(command[0])} {describe(code)}"
+        log(f"{name}: {note}")
+        write_note(note_path(args.rank), note)
     family.teardown()
     if temp_dir is not None:
         shutil.rmtree(temp_dir, ignore_errors=True)
@@ -138,6 +163,8 @@ class Head:
         return [f"--num-cpus={cpus}"] + ([f"--num-gpus={gpus}"] if gpus > 0 else [])
 
     def start_node(self, rank: int) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(note_path(rank))
         attempt = self.attempts.get(rank, 0) + 1
         self.attempts[rank] = attempt
         argv = ["srun", "--nodes=1", "--ntasks=1", "--overlap", f"--nodelist={self.nodes[rank]}"]
@@ -196,9 +223,10 @@ class Head:
                 if code is None or self.stopped():
                     continue
                 if self.attempts[rank] >= NODE_ATTEMPTS:
+                    last = read_note(rank) or f"its step {describe(code)}"
                     fatal(
                         f"node {self.nodes[rank]} could not join the Ray cluster after "
-                        f"{NODE_ATTEMPTS} attempts (last one {describe(code)})"
+                        f"{NODE_ATTEMPTS} attempts (last: {last})"
                     )
                     return False
                 log(f"node {self.nodes[rank]} left before joining; starting it again")
@@ -259,32 +287,37 @@ class Head:
         signal_all(pids, signum)
 
     def supervise(self) -> int:
+        """Wait until any part ends (or says it did); report a node that ended on its own."""
+        ranks = range(1, len(self.nodes))
         while not self.stopped():
             time.sleep(POLL_SECONDS)
             self.family.reap()
-            ended = [name for name in self.family.ended if name != "launcher"]
-            if "launcher" not in self.family.ended and not ended:
+            noted = [rank for rank in ranks if read_note(rank) is not None]
+            if not self.family.ended and not noted:
                 continue
             time.sleep(2 * POLL_SECONDS)  # a cancel reaches us too; and let every exit land
             self.family.reap()
             if self.stopped():
                 break
-            failed = sorted(name for name in self.family.ended if name != "launcher")
+            failed = [name for name in sorted(self.family.ended) if name != "launcher"]
+            failed += [f"node-{rank}" for rank in noted if f"node-{rank}" not in failed]
             for name in failed:
-                fatal(
-                    f"{self.describe_part(name)} {describe(self.family.ended[name])}; "
-                    "stopping the server on every node"
-                )
+                fatal(f"{self.describe_part(name)}; stopping the server on every node")
             if failed:
                 return 1
             return self.family.ended["launcher"]
         return 1
 
     def describe_part(self, name: str) -> str:
+        """What ended, in the words of the node's keeper when it left a note."""
+        code = self.family.ended.get(name)
         if name == "ray-head":
-            return f"the Ray head on {self.nodes[0]}"
+            return f"the Ray head on {self.nodes[0]} {describe(code if code is not None else 1)}"
         rank = int(name.split("-")[1])
-        return f"node {self.nodes[rank]} (rank {rank})"
+        what = read_note(rank)
+        if what is None:
+            what = "its step " + (describe(code) if code is not None else "ended")
+        return f"node {self.nodes[rank]} (rank {rank}): {what}"
 
 
 def count_active_nodes(report: str) -> int:
@@ -329,7 +362,11 @@ def job_nodes(head: str) -> list[str]:
 
 
 def node_ip(node: str) -> str:
-    """The head's address, as ``hostname --ip-address`` gives it."""
+    """The head's address: ``VEC_INF_HEAD_IP`` when set (a site whose node names resolve to
+    the wrong network), else the node name resolved, as ``hostname --ip-address`` would."""
+    chosen = os.environ.get(HEAD_IP_VARIABLE)
+    if chosen:
+        return chosen
     for name in (node, socket.gethostname()):
         with contextlib.suppress(OSError):
             return socket.gethostbyname(name)
