@@ -8,6 +8,7 @@ deadline, node failure and teardown all execute. (tests/multinode runs the real 
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -37,6 +38,7 @@ case "$1" in
         [[ "${STUB_NODE:-}" == "${BROKEN_NODE:-none}" ]] && exit 1
         [[ "${STUB_NODE:-}" == "${HANGING_NODE:-none}" ]] && exec sleep 300
         echo "${STUB_NODE:-node-a} $* AUTOSCALER_METRIC_PORT=${AUTOSCALER_METRIC_PORT:-}" >>"$state"
+        echo $$ >"$STUB_RECORD_DIR/ray-pid-${STUB_NODE:-node-a}"
         exec sleep 300 </dev/null >/dev/null 2>&1
         ;;
     status)
@@ -216,29 +218,74 @@ def test_a_dying_node_stops_every_node_and_fails_the_job(
     ]
 
 
-def test_cancelling_the_job_stops_every_node_quietly(tmp_path: Path, stubs: StubBin) -> None:
+def start_job(tmp_path: Path, stubs: StubBin, mode: str, **env: str) -> subprocess.Popen[str]:
+    """The job script in the background, once every node's engine serves."""
     stubs.add("vllm", _SERVING_VLLM)
     path = tmp_path / "job.slurm"
-    path.write_text(setup(tmp_path, stubs, mode="native", nodes=3))
+    path.write_text(setup(tmp_path, stubs, mode=mode, nodes=3 if mode == "native" else 2))
     job = subprocess.Popen(
         ["bash", str(path)],
         cwd=tmp_path,
-        env=script_env(stubs, **node_env()),
+        env=script_env(stubs, **node_env(**env)),
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
     serving = stubs.records / "vllm-serving"
+    expected = 3 if mode == "native" else 1
     deadline = time.monotonic() + 20
-    while not serving.exists() or len(serving.read_text().splitlines()) < 3:
-        assert time.monotonic() < deadline, "the three nodes never started"
+    while not serving.exists() or len(serving.read_text().splitlines()) < expected:
+        assert time.monotonic() < deadline, "the engines never started"
         time.sleep(0.05)
+    return job
+
+
+def session_left(job: subprocess.Popen[str]) -> str:
+    return subprocess.run(["pgrep", "-s", str(job.pid)], capture_output=True, text=True).stdout
+
+
+def test_cancelling_the_job_stops_every_node_quietly(tmp_path: Path, stubs: StubBin) -> None:
+    job = start_job(tmp_path, stubs, "native")
     job.send_signal(signal.SIGTERM)  # what scancel does to the batch step
     _, err = job.communicate(timeout=30)
     assert job.returncode == -signal.SIGTERM
     assert "vec-inf: " not in err
-    left = subprocess.run(["pgrep", "-s", str(job.pid)], capture_output=True, text=True)
-    assert left.stdout == ""
+    assert session_left(job) == ""
+
+
+def test_a_dead_ray_head_stops_every_node_and_fails_the_job(tmp_path: Path, stubs: StubBin) -> None:
+    job = start_job(tmp_path, stubs, "ray")
+    head = int((stubs.records / "ray-pid-node-a").read_text())
+    os.kill(head, signal.SIGKILL)
+    _, err = job.communicate(timeout=30)
+    assert job.returncode == 1
+    fatal = [line for line in err.splitlines() if line.startswith("vec-inf: ")]
+    assert fatal == [
+        "vec-inf: the Ray head on node-a was killed by SIGKILL; stopping the server on every node"
+    ]
+    assert session_left(job) == ""
+
+
+def test_an_engine_that_ends_takes_the_other_nodes_down(tmp_path: Path, stubs: StubBin) -> None:
+    # What a lease expiry on the head looks like from here: the launcher's engine stops.
+    job = start_job(tmp_path, stubs, "native")
+    engine = subprocess.run(
+        ["pgrep", "-s", str(job.pid), "-f", "sleep 300"], capture_output=True, text=True
+    ).stdout.split()
+    head_engine = [pid for pid in engine if "node-a" in read_environ(int(pid), "SLURMD_NODENAME")]
+    assert len(head_engine) == 1, engine
+    os.kill(int(head_engine[0]), signal.SIGTERM)
+    _, err = job.communicate(timeout=30)
+    assert job.returncode == -signal.SIGTERM  # the engine's own ending, passed on
+    assert "vec-inf: " not in err
+    assert session_left(job) == ""
+
+
+def read_environ(pid: int, name: str) -> str:
+    for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+        if item.startswith(name.encode() + b"="):
+            return item.decode().split("=", 1)[1]
+    return ""
 
 
 @pytest.mark.parametrize("nodes", [2, 3])

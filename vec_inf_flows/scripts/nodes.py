@@ -31,38 +31,11 @@ import subprocess
 import sys
 import time
 
-try:  # inside the package (tests, type checks)
-    from vec_inf_flows.scripts.nodeports import (
-        BLOCK_SIZE,
-        choose_block,
-        ray_port_args,
-        ray_temp_dir,
-    )
-    from vec_inf_flows.scripts.nodeprocs import (
-        Family,
-        become_subreaper,
-        describe,
-        exit_like,
-        fatal,
-        log,
-        signal_all,
-    )
-except ImportError:  # in a job directory, where the siblings sit next to this file
-    from nodeports import (  # type: ignore[no-redef]
-        BLOCK_SIZE,
-        choose_block,
-        ray_port_args,
-        ray_temp_dir,
-    )
-    from nodeprocs import (  # type: ignore[no-redef]
-        Family,
-        become_subreaper,
-        describe,
-        exit_like,
-        fatal,
-        log,
-        signal_all,
-    )
+if __package__:  # imported from the package (tests, type checks)
+    from vec_inf_flows.scripts import nodeports, nodeprocs
+else:  # run from a job directory, next to the copies made with this file
+    import nodeports  # type: ignore[no-redef]
+    import nodeprocs  # type: ignore[no-redef]
 
 POLL_SECONDS = 0.5
 HEAD_ATTEMPTS = 3
@@ -100,22 +73,22 @@ def read_note(rank: int) -> str | None:
 
 def run_node(args: argparse.Namespace) -> int:
     """One node's part (a Ray worker, or a headless vLLM) as an srun step."""
-    become_subreaper()
-    family = Family()
+    nodeprocs.become_subreaper()
+    family = nodeprocs.Family()
     family.install()
     command, env, temp_dir = list(args.command), dict(os.environ), None
     name = f"{os.path.basename(command[0])} on {node_name()} (rank {args.rank})"
     try:
         if args.ray_worker:
-            start = choose_block(args.job_id, args.rank, args.nnodes, args.attempt)
-            flags, extra = ray_port_args(start, head=False)
-            temp_dir = ray_temp_dir(args.job_id, args.rank)
+            start = nodeports.choose_block(args.job_id, args.rank, args.nnodes, args.attempt)
+            flags, extra = nodeports.ray_port_args(start, head=False)
+            temp_dir = nodeports.ray_temp_dir(args.job_id, args.rank)
             command += [*flags, f"--temp-dir={temp_dir}"]
             env.update(extra)
-            log(f"{node_name()}: Ray ports {start}-{start + BLOCK_SIZE - 1}")
+            nodeprocs.log(f"{node_name()}: Ray ports {start}-{start + nodeports.BLOCK_SIZE - 1}")
         family.spawn("command", command, env)
     except (OSError, RuntimeError) as error:
-        log(f"cannot start {name}: {error}")
+        nodeprocs.log(f"cannot start {name}: {error}")
         write_note(note_path(args.rank), f"cannot start {os.path.basename(command[0])}: {error}")
         return 127
     while family.alive and family.stop_signal is None:
@@ -126,8 +99,8 @@ def run_node(args: argparse.Namespace) -> int:
     code = family.ended.get("command")
     if code is not None and family.stop_signal is None:
         # Ended on its own: tell the head at once (it watches this file), then clean up.
-        note = f"{os.path.basename(command[0])} {describe(code)}"
-        log(f"{name}: {note}")
+        note = f"{os.path.basename(command[0])} {nodeprocs.describe(code)}"
+        nodeprocs.log(f"{name}: {note}")
         write_note(note_path(args.rank), note)
     family.teardown()
     if temp_dir is not None:
@@ -145,13 +118,13 @@ class Head:
         self.job_id = os.environ.get("SLURM_JOB_ID", "0")
         self.nodes = job_nodes(args.head_node)
         self.head_ip = node_ip(args.head_node)
-        self.family = Family()
+        self.family = nodeprocs.Family()
         split = args.command.index("--") + 1 if "--" in args.command else 0
         self.launcher_words, self.engine = args.command[:split], args.command[split:]
         self.ray = [*self.engine[: args.container_words], "ray"]
         self.attempts: dict[int, int] = {}
         self.node_commands: dict[int, list[str]] = {}
-        self.temp_dir = ray_temp_dir(self.job_id, 0)
+        self.temp_dir = nodeports.ray_temp_dir(self.job_id, 0)
 
     # ---- helpers
     def stopped(self) -> bool:
@@ -193,12 +166,13 @@ class Head:
     # ---- Ray mode
     def start_ray_head(self) -> str | None:
         for attempt in range(1, HEAD_ATTEMPTS + 1):
-            start = choose_block(self.job_id, 0, len(self.nodes), attempt)
-            flags, extra = ray_port_args(start, head=True)
+            start = nodeports.choose_block(self.job_id, 0, len(self.nodes), attempt)
+            flags, extra = nodeports.ray_port_args(start, head=True)
             address = f"{self.head_ip}:{start}"
             argv = [*self.ray, "start", "--head", f"--node-ip-address={self.head_ip}"]
             argv += [*self.ray_resources(), *flags, f"--temp-dir={self.temp_dir}", "--block"]
-            log(f"Ray head at {address} (ports {start}-{start + BLOCK_SIZE - 1}, try {attempt})")
+            last = start + nodeports.BLOCK_SIZE - 1
+            nodeprocs.log(f"Ray head at {address} (ports {start}-{last}, try {attempt})")
             self.family.spawn("ray-head", argv, {**os.environ, **extra})
             if self.wait_for_ray(address, 1):
                 return address
@@ -206,7 +180,7 @@ class Head:
                 return None
             self.family.teardown()
             self.family.ended.pop("ray-head", None)
-        fatal(f"the Ray head did not start after {HEAD_ATTEMPTS} attempts")
+        nodeprocs.fatal(f"the Ray head did not start after {HEAD_ATTEMPTS} attempts")
         return None
 
     def wait_for_ray(self, address: str, wanted: int) -> bool:
@@ -223,20 +197,20 @@ class Head:
                 if code is None or self.stopped():
                     continue
                 if self.attempts[rank] >= NODE_ATTEMPTS:
-                    last = read_note(rank) or f"its step {describe(code)}"
-                    fatal(
+                    last = read_note(rank) or f"its step {nodeprocs.describe(code)}"
+                    nodeprocs.fatal(
                         f"node {self.nodes[rank]} could not join the Ray cluster after "
                         f"{NODE_ATTEMPTS} attempts (last: {last})"
                     )
                     return False
-                log(f"node {self.nodes[rank]} left before joining; starting it again")
+                nodeprocs.log(f"node {self.nodes[rank]} left before joining; starting it again")
                 self.start_node(rank)
             if self.ray_nodes_alive(address) >= wanted:
                 return True
             time.sleep(interval)
         if not self.stopped():
             alive = self.ray_nodes_alive(address)
-            fatal(f"only {alive} of {wanted} Ray nodes joined within {timeout:g}s")
+            nodeprocs.fatal(f"only {alive} of {wanted} Ray nodes joined within {timeout:g}s")
         return False
 
     def start_ray(self) -> bool:
@@ -249,16 +223,18 @@ class Head:
             self.start_node(rank)
         if not self.wait_for_ray(address, len(self.nodes)):
             return False
-        log(f"all {len(self.nodes)} Ray nodes joined; starting the engine")
+        nodeprocs.log(f"all {len(self.nodes)} Ray nodes joined; starting the engine")
         self.launcher([], {**os.environ, "RAY_ADDRESS": address})
         return True
 
     # ---- native mode
     def start_native(self) -> bool:
-        master_port = choose_block(self.job_id, 0, len(self.nodes), 1)
+        master_port = nodeports.choose_block(self.job_id, 0, len(self.nodes), 1)
         common = ["--nnodes", str(len(self.nodes)), "--master-addr", self.head_ip]
         common += ["--master-port", str(master_port)]
-        log(f"vLLM multi-node: {len(self.nodes)} nodes, master {self.head_ip}:{master_port}")
+        nodeprocs.log(
+            f"vLLM multi-node: {len(self.nodes)} nodes, master {self.head_ip}:{master_port}"
+        )
         self.launcher([*common, "--node-rank", "0"])
         headless = without_port(self.engine)
         for rank in range(1, len(self.nodes)):
@@ -268,7 +244,7 @@ class Head:
 
     # ---- supervision
     def run(self) -> int:
-        become_subreaper()
+        nodeprocs.become_subreaper()
         self.family.install()
         for signum in (signal.SIGUSR1, signal.SIGUSR2):  # for the launcher alone
             signal.signal(signum, self._to_launcher)
@@ -276,7 +252,7 @@ class Head:
             started = self.start_ray() if self.args.mode == "ray" else self.start_native()
             code = self.supervise() if started else 1
         except (OSError, RuntimeError, subprocess.SubprocessError) as error:
-            fatal(f"multi-node start-up failed on {self.nodes[0]}: {error}")
+            nodeprocs.fatal(f"multi-node start-up failed on {self.nodes[0]}: {error}")
             code = 1
         self.family.teardown()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
@@ -284,7 +260,7 @@ class Head:
 
     def _to_launcher(self, signum: int, _frame: object) -> None:
         pids = [pid for pid, name in self.family.alive.items() if name == "launcher"]
-        signal_all(pids, signum)
+        nodeprocs.signal_all(pids, signum)
 
     def supervise(self) -> int:
         """Wait until any part ends (or says it did); report a node that ended on its own."""
@@ -302,7 +278,7 @@ class Head:
             failed = [name for name in sorted(self.family.ended) if name != "launcher"]
             failed += [f"node-{rank}" for rank in noted if f"node-{rank}" not in failed]
             for name in failed:
-                fatal(f"{self.describe_part(name)}; stopping the server on every node")
+                nodeprocs.fatal(f"{self.describe_part(name)}; stopping the server on every node")
             if failed:
                 return 1
             return self.family.ended["launcher"]
@@ -312,11 +288,12 @@ class Head:
         """What ended, in the words of the node's keeper when it left a note."""
         code = self.family.ended.get(name)
         if name == "ray-head":
-            return f"the Ray head on {self.nodes[0]} {describe(code if code is not None else 1)}"
+            ended = nodeprocs.describe(code) if code is not None else "ended"
+            return f"the Ray head on {self.nodes[0]} {ended}"
         rank = int(name.split("-")[1])
         what = read_note(rank)
         if what is None:
-            what = "its step " + (describe(code) if code is not None else "ended")
+            what = "its step " + (nodeprocs.describe(code) if code is not None else "ended")
         return f"node {self.nodes[rank]} (rank {rank}): {what}"
 
 
@@ -356,7 +333,7 @@ def job_nodes(head: str) -> list[str]:
             ["scontrol", "show", "hostnames", listing], stdout=subprocess.PIPE, check=True
         ).stdout.decode()
     except (OSError, subprocess.CalledProcessError) as error:
-        fatal(f"cannot list the job's nodes ({listing}): {error}")
+        nodeprocs.fatal(f"cannot list the job's nodes ({listing}): {error}")
         sys.exit(1)
     return [head] + [node for node in found.split() if node != head]
 
@@ -399,7 +376,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    exit_like(run_node(args) if args.role == "node" else Head(args).run())
+    nodeprocs.exit_like(run_node(args) if args.role == "node" else Head(args).run())
 
 
 if __name__ == "__main__":
