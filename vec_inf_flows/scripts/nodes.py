@@ -100,7 +100,7 @@ def run_node(args: argparse.Namespace) -> int:
     if code is not None and family.stop_signal is None:
         # Ended on its own: tell the head at once (it watches this file), then clean up.
         note = f"{os.path.basename(command[0])} {nodeprocs.describe(code)}"
-        nodeprocs.log(f"{name}: {note}")
+        nodeprocs.log(f"{node_name()} (rank {args.rank}): {note}")
         write_note(note_path(args.rank), note)
     family.teardown()
     if temp_dir is not None:
