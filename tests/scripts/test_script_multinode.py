@@ -8,6 +8,7 @@ deadline, node failure and teardown all execute. (tests/multinode runs the real 
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import signal
@@ -299,3 +300,10 @@ def test_single_node_jobs_copy_only_the_launcher(nodes: int) -> None:
         "nodeprocs.py",
         "nodes.py",
     ]
+
+
+def test_job_side_files_parse_as_python_38() -> None:
+    """They run with whatever Python the compute node has; the grammar must be 3.8's."""
+    spec = replace(make_spec(), resources=SlurmResources(time="01:00:00", num_nodes=2))
+    for name, source in job_side_sources(spec).items():
+        ast.parse(source, filename=name, feature_version=(3, 8))

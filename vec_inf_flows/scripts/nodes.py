@@ -117,7 +117,7 @@ class Head:
         self.args = args
         self.job_id = os.environ.get("SLURM_JOB_ID", "0")
         self.nodes = job_nodes(args.head_node)
-        self.head_ip = node_ip(args.head_node)
+        self.head_ip = node_ip(args.head_node, self.nodes[1:])
         self.family = nodeprocs.Family()
         split = args.command.index("--") + 1 if "--" in args.command else 0
         self.launcher_words, self.engine = args.command[:split], args.command[split:]
@@ -338,13 +338,20 @@ def job_nodes(head: str) -> list[str]:
     return [head] + [node for node in found.split() if node != head]
 
 
-def node_ip(node: str) -> str:
-    """The head's address: ``VEC_INF_HEAD_IP`` when set (a site whose node names resolve to
-    the wrong network), else the node name resolved, as ``hostname --ip-address`` would."""
+def node_ip(head: str, peers: list[str]) -> str:
+    """The head's address as the other nodes reach it: ``VEC_INF_HEAD_IP`` when set, else the
+    local address of the route to the first peer (a name that resolves to a loopback address in
+    /etc/hosts, as Debian's own hostname does, would strand them), else the head's name."""
     chosen = os.environ.get(HEAD_IP_VARIABLE)
     if chosen:
         return chosen
-    for name in (node, socket.gethostname()):
+    for peer in peers:
+        # Nested, not one parenthesised `with`: job-side code must run on Python 3.8.
+        with contextlib.suppress(OSError):  # noqa: SIM117
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.connect((socket.gethostbyname(peer), 9))  # UDP: nothing is sent
+                return str(probe.getsockname()[0])
+    for name in (head, socket.gethostname()):
         with contextlib.suppress(OSError):
             return socket.gethostbyname(name)
     return "127.0.0.1"
