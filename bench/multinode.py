@@ -4,7 +4,9 @@ For each layout, in one run: time from launch to READY (as ``status`` sees it) a
 speed of one stream and of four concurrent streams (``max_tokens`` tokens each, ``ignore_eos``),
 then shutdown. Ratios are against the one-node server measured in the same run, with the same
 engine flags. On this single 2-core machine both "nodes" share the same cores, so the point is
-that it works and what it costs, not a speed-up.
+that it works and what it costs, not a speed-up. Every layout runs with
+``VLLM_CPU_OMP_THREADS_BIND=0-1``: vLLM's default binding pins each node's first worker to core 0,
+which on one host puts both pipeline stages on one core (the native mode then made 2 tokens/s).
 
     .venv/bin/python bench/multinode.py [--modes native,ray] [--tokens 128] [--rounds 2]
 
@@ -38,10 +40,14 @@ ENGINE_ARGS = '--compilation-config={"mode": 2, "backend": "eager"}'
 PIPELINE = "--pipeline-parallel-size=2,--tensor-parallel-size=1," + ENGINE_ARGS
 
 
+SAME_CORES = "VLLM_CPU_OMP_THREADS_BIND=0-1"  # see the docstring
+
+
 def layouts(modes: list[str], ray_venv: Path | None) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {"1 node": {"vllm_args": ENGINE_ARGS}}
+    found: dict[str, dict[str, Any]] = {"1 node": {"vllm_args": ENGINE_ARGS, "env": SAME_CORES}}
     for mode in modes:
         options: dict[str, Any] = {
+            "env": SAME_CORES,
             "num_nodes": 2,
             "gpus_per_node": 1,
             "multi_node_mode": mode,
