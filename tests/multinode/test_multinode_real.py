@@ -122,7 +122,8 @@ def test_two_nodes_answer_like_one_and_leave_nothing(
 ) -> None:
     job_id = launch(sandbox, *two_node_options(mode, ray_venv))
     base_url = ready_url(sandbox, job_id)
-    assert {process.node for process in job_processes(job_id)} == {"node1", "node2"}
+    # both nodes run part of it (some Ray helpers start without SLURMD_NODENAME: node None)
+    assert {"node1", "node2"} <= {process.node for process in job_processes(job_id)}
     sessions = sessions_of_job(job_id)
 
     assert greedy_answers(base_url) == single_node_answers
