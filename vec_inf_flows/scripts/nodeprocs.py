@@ -84,8 +84,8 @@ class Family:
         self.ended: dict[str, int] = {}
         self.stop_signal: int | None = None
 
-    def install(self, forward: tuple[signal.Signals, ...] = STOP_SIGNALS) -> None:
-        for signum in forward:
+    def install(self) -> None:
+        for signum in STOP_SIGNALS:
             signal.signal(signum, self._on_signal)
 
     def _on_signal(self, signum: int, _frame: object) -> None:
@@ -110,20 +110,23 @@ class Family:
             if name is not None:
                 self.ended[name] = exit_code(status)
 
-    def teardown(self, first: int = signal.SIGTERM) -> None:
-        """Signal every descendant, wait up to the grace, then SIGKILL what is left."""
-        signal_all(descendants(os.getpid()), first)
-        deadline = time.monotonic() + GRACE_SECONDS
-        while time.monotonic() < deadline:
+    def teardown(self) -> None:
+        """SIGTERM every descendant, wait up to the grace, then SIGKILL what is left."""
+        signal_all(descendants(os.getpid()), signal.SIGTERM)
+        if self._wait_for_none(GRACE_SECONDS):
+            return
+        signal_all(descendants(os.getpid()), signal.SIGKILL)
+        self._wait_for_none(GRACE_SECONDS)  # bounded: a process stuck in the kernel may linger
+
+    def _wait_for_none(self, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while True:
             self.reap()
             if not descendants(os.getpid()):
-                return
-            time.sleep(0.1)
-        signal_all(descendants(os.getpid()), signal.SIGKILL)
-        while descendants(os.getpid()):
-            self.reap()
+                return True
+            if time.monotonic() > deadline:
+                return False
             time.sleep(0.05)
-        self.reap()
 
 
 def exit_like(code: int) -> None:
