@@ -113,7 +113,7 @@ def second_node_engine(job_id: str) -> JobProcess:
 
 
 def ray_temp_dirs(job_id: str) -> list[str]:
-    return [name for name in os.listdir("/tmp") if name.startswith(f"vec-inf-ray-{job_id}-")]
+    return [name for name in os.listdir("/tmp") if name == f"vec-inf-ray-{job_id}"]
 
 
 @pytest.mark.parametrize("mode", ["native", "ray"])
@@ -125,6 +125,8 @@ def test_two_nodes_answer_like_one_and_leave_nothing(
     # both nodes run part of it (some Ray helpers start without SLURMD_NODENAME: node None)
     assert {"node1", "node2"} <= {process.node for process in job_processes(job_id)}
     sessions = sessions_of_job(job_id)
+    if mode == "ray":  # Ray makes its temp dir world-writable; the job's parent keeps others out
+        assert os.stat(f"/tmp/vec-inf-ray-{job_id}").st_mode & 0o777 == 0o700
 
     assert greedy_answers(base_url) == single_node_answers
     shown = sandbox.cli("metrics", job_id, "--once", "--json-mode")

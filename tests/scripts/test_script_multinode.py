@@ -108,8 +108,11 @@ def ports_of(line: str) -> dict[str, int]:
 def test_ray_mode_starts_head_then_workers_then_the_engine(
     tmp_path: Path, stubs: StubBin, run_script: RunScript
 ) -> None:
-    result = run_script(setup(tmp_path, stubs), **node_env())
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    result = run_script(setup(tmp_path, stubs), **node_env(TMPDIR=str(temp)))
     assert result.returncode == 0, result.stderr
+    assert list(temp.iterdir()) == []  # Ray's per-job files are gone with the job
     head, *workers = members(stubs)
     assert head.startswith("node-a start --head") and f"--node-ip-address={HEAD_IP}" in head
     assert "--num-cpus=2 --num-gpus=4" in head
@@ -120,6 +123,7 @@ def test_ray_mode_starts_head_then_workers_then_the_engine(
     assert engine["argv"][-2:] == ["--distributed-executor-backend", "ray"]
     assert engine["env"]["RAY_ADDRESS"] == f"{HEAD_IP}:{gcs}"
     assert "all 3 Ray nodes joined" in result.stderr
+    assert f"--temp-dir={temp}/vec-inf-ray-{JOB_ID}/0" in head
 
 
 def test_every_ray_port_is_explicit_and_no_two_nodes_share_one(

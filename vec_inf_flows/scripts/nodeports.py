@@ -15,7 +15,9 @@ set explicitly from one block of ``BLOCK_SIZE`` ports:
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import socket
 import zlib
 
@@ -114,5 +116,16 @@ def ray_port_args(start: int, head: bool) -> tuple[list[str], dict[str, str]]:
 
 
 def ray_temp_dir(job_id: str, rank: int) -> str:
-    """Ray's session files per job and node, removed at teardown (short: socket paths)."""
-    return os.path.join(os.environ.get("TMPDIR") or "/tmp", f"vec-inf-ray-{job_id}-{rank}")
+    """Ray's session files for one node of one job: ``$TMPDIR/vec-inf-ray-<job>/<rank>``, short
+    (Ray's socket paths must fit 107 bytes). Ray makes its temp dir world-writable; the parent,
+    made here with mode 0700, keeps everyone else out."""
+    parent = os.path.join(os.environ.get("TMPDIR") or "/tmp", f"vec-inf-ray-{job_id}")
+    os.makedirs(parent, mode=0o700, exist_ok=True)
+    return os.path.join(parent, str(rank))
+
+
+def remove_ray_temp_dir(path: str) -> None:
+    """Remove one node's Ray files, and the job's parent once no node uses it."""
+    shutil.rmtree(path, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        os.rmdir(os.path.dirname(path))

@@ -110,11 +110,12 @@ class Family:
             if name is not None:
                 self.ended[name] = exit_code(status)
 
-    def teardown(self) -> None:
+    def teardown(self, grace: float = GRACE_SECONDS) -> None:
         """SIGTERM every descendant, wait up to the grace, then SIGKILL what is left."""
-        signal_all(descendants(os.getpid()), signal.SIGTERM)
-        if self._wait_for_none(GRACE_SECONDS):
-            return
+        if grace > 0:
+            signal_all(descendants(os.getpid()), signal.SIGTERM)
+            if self._wait_for_none(grace):
+                return
         signal_all(descendants(os.getpid()), signal.SIGKILL)
         self._wait_for_none(GRACE_SECONDS)  # bounded: a process stuck in the kernel may linger
 

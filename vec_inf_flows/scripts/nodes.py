@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -94,17 +93,20 @@ def run_node(args: argparse.Namespace) -> int:
     while family.alive and family.stop_signal is None:
         time.sleep(POLL_SECONDS)
         family.reap()
-    time.sleep(POLL_SECONDS)  # a job being cancelled signals us too: give that signal a moment
-    family.reap()
+    if family.stop_signal is None:
+        time.sleep(POLL_SECONDS)  # a job being cancelled signals us too: give that signal a moment
+        family.reap()
     code = family.ended.get("command")
     if code is not None and family.stop_signal is None:
         # Ended on its own: tell the head at once (it watches this file), then clean up.
         note = f"{os.path.basename(command[0])} {nodeprocs.describe(code)}"
         nodeprocs.log(f"{node_name()} (rank {args.rank}): {note}")
         write_note(note_path(args.rank), note)
-    family.teardown()
+    # Ray's `ray start --block` drains for 30 s on SIGTERM and a worker node has nothing to save:
+    # end it at once, so its files are gone before Slurm's KillWait runs out.
+    family.teardown(grace=0.0 if args.ray_worker else nodeprocs.GRACE_SECONDS)
     if temp_dir is not None:
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        nodeports.remove_ray_temp_dir(temp_dir)
     code = family.ended.get("command", 1)
     return code if family.stop_signal is None else -family.stop_signal
 
@@ -124,7 +126,7 @@ class Head:
         self.ray = [*self.engine[: args.container_words], "ray"]
         self.attempts: dict[int, int] = {}
         self.node_commands: dict[int, list[str]] = {}
-        self.temp_dir = nodeports.ray_temp_dir(self.job_id, 0)
+        self.temp_dir = nodeports.ray_temp_dir(self.job_id, 0) if args.mode == "ray" else ""
 
     # ---- helpers
     def stopped(self) -> bool:
@@ -254,9 +256,18 @@ class Head:
         except (OSError, RuntimeError, subprocess.SubprocessError) as error:
             nodeprocs.fatal(f"multi-node start-up failed on {self.nodes[0]}: {error}")
             code = 1
+        self.stop_ray_head()
         self.family.teardown()
-        shutil.rmtree(self.temp_dir, ignore_errors=True)
+        if self.temp_dir:
+            nodeports.remove_ray_temp_dir(self.temp_dir)
         return -self.family.stop_signal if self.family.stop_signal is not None else code
+
+    def stop_ray_head(self) -> None:
+        """SIGKILL the Ray head's processes: on SIGTERM it drains for 30 s, and nothing of it
+        needs saving; its files go before Slurm's KillWait runs out."""
+        for pid, name in list(self.family.alive.items()):
+            if name == "ray-head":
+                nodeprocs.signal_all([pid, *nodeprocs.descendants(pid)], signal.SIGKILL)
 
     def _to_launcher(self, signum: int, _frame: object) -> None:
         pids = [pid for pid, name in self.family.alive.items() if name == "launcher"]
