@@ -78,7 +78,9 @@ def one_launch(client: VecInfClient, until: str) -> dict[str, object]:
         left := processes_of_job(launched.job_id, sessions)
     ) and time.monotonic() < left_deadline:
         time.sleep(1)
+    temp_left = Path(tempfile.gettempdir(), f"vec-inf-ray-{launched.job_id}").exists()
     return {
+        "temp_left": temp_left,
         "job": launched.job_id,
         "outcome": outcome,
         "seconds": seconds,
@@ -107,7 +109,8 @@ def main() -> None:
             print(
                 f"{n:>3} job {row['job']}: {row['outcome']} in {row['seconds']:.0f} s,"
                 f" port lines {len(row['port_lines'])}, head retries {row['head_retries']},"
-                f" node retries {row['node_retries']}, processes left {len(row['left'])}",  # type: ignore[arg-type]
+                f" node retries {row['node_retries']}, processes left {len(row['left'])},"  # type: ignore[arg-type]
+                f" Ray temp dir left {row['temp_left']}",
                 flush=True,
             )
     port_failures = [r for r in rows if r["port_lines"] or r["outcome"] != "ok"]
@@ -116,7 +119,8 @@ def main() -> None:
         f"{sum(r['outcome'] == 'ok' for r in rows)} ok, {len(port_failures)} port failures, "
         f"{sum(int(r['head_retries']) for r in rows)} head retries, "  # type: ignore[call-overload]
         f"{sum(int(r['node_retries']) for r in rows)} node retries, "  # type: ignore[call-overload]
-        f"{sum(bool(r['left']) for r in rows)} launches left processes behind"
+        f"{sum(bool(r['left']) for r in rows)} launches left processes behind, "
+        f"{sum(bool(r['temp_left']) for r in rows)} left Ray's temp dir"
     )
     for row in port_failures:
         print(f"  job {row['job']}: {row['outcome']}; {row['port_lines'][:3]}")  # type: ignore[index]
