@@ -7,8 +7,8 @@ metrics -> shutdown). Two figures per flow run:
 * paired overhead: flow wall time minus the plain run's wall time in the same round (includes
   Slurm's scheduling jitter, which is why rounds are repeated and the median is reported);
 * accounted overhead: flow wall time minus the time spent inside the client's calls and the
-  workload runner during that flow (measured through the client-factory seam, so Slurm and
-  server time are subtracted exactly).
+  workload runner during that flow (measured by a cluster block whose client times its calls,
+  passed to the flow like any cluster block, so Slurm and server time are subtracted exactly).
 
 The first flow in the process is "cold" (Prefect's first API round trips, imports on first use),
 the later ones "warm". A final pair runs N requests (default 10 000) in chunks to count the
@@ -83,19 +83,21 @@ def plain_run(log_dir: Path, dataset: Path, output: Path, chunk_size: int) -> fl
     """The flow's work without Prefect: same client calls, same chunks, same runner."""
     from vec_inf_flows.client import VecInfClient
     from vec_inf_flows.workload.reader import iter_chunks
+    from vec_inf_flows.workload.replicas import Replica
     from vec_inf_flows.workload.runner import RunOptions, run_chunk
 
     started = time.perf_counter()
     client = VecInfClient()
-    launched = client.launch(MODEL, **launch_options(log_dir))
+    server = client.launch(MODEL, **launch_options(log_dir)).handle
     try:
-        ready = client.wait_until_ready(launched.job_id, timeout=600, poll_interval=0.5)
+        ready = client.wait_until_ready(server, timeout=600, poll_interval=0.5)
         assert ready.base_url is not None
+        replica = Replica(ready.base_url, ready.max_concurrent_sequences)  # as the flow does
         for chunk in iter_chunks(dataset, chunk_size):
-            run_chunk(dataset, output, [ready.base_url], chunk=chunk, options=RunOptions(MODEL))
-        client.metrics(launched.job_id)
+            run_chunk(dataset, output, [replica], chunk=chunk, options=RunOptions(MODEL))
+        client.metrics(ready)
     finally:
-        client.shutdown(launched.job_id)
+        client.shutdown(server)
     return time.perf_counter() - started
 
 
@@ -103,27 +105,44 @@ def flow_run(
     log_dir: Path, dataset: Path, output: Path, chunk_size: int
 ) -> tuple[float, float, Any]:
     """Wall time, time inside the client and the workload runner, and the final state."""
-    from vec_inf_flows.client import VecInfClient
     from vec_inf_flows.flows import serve_and_run
-    from vec_inf_flows.tasks import client_factory
 
     spent: list[float] = []
-    with client_factory(lambda cluster: TimedClient(VecInfClient(), spent)):
-        started = time.perf_counter()
-        state = serve_and_run(
-            MODEL,
-            dataset=str(dataset),
-            output=str(output),
-            chunk_size=chunk_size,
-            launch_options=launch_options(log_dir),
-            ready_timeout=600,
-            poll_interval=0.5,
-            return_state=True,
-        )
-        wall = time.perf_counter() - started
+    started = time.perf_counter()
+    state = serve_and_run(
+        MODEL,
+        dataset=str(dataset),
+        output=str(output),
+        chunk_size=chunk_size,
+        cluster=timed_cluster(spent),
+        launch_options=launch_options(log_dir),
+        ready_timeout=600,
+        poll_interval=0.5,
+        return_state=True,
+    )
+    wall = time.perf_counter() - started
     result = state.result()
-    inside = sum(spent) + result["workload"]["elapsed_s"]
+    inside = sum(spent) + result.workload.elapsed_s
     return wall, inside, state
+
+
+def timed_cluster(spent: list[float]) -> Any:
+    """A cluster block whose client adds the time of each call to ``spent``."""
+    from pydantic import PrivateAttr
+
+    from vec_inf_flows.blocks import SlurmCluster
+    from vec_inf_flows.client import VecInfClient
+
+    class TimedCluster(SlurmCluster):
+        _block_type_slug = "vec-inf-bench-timed-cluster"
+        _spent: list[float] = PrivateAttr(default_factory=list)
+
+        def get_client(self) -> Any:
+            return TimedClient(VecInfClient(backend=self.backend), self._spent)
+
+    cluster = TimedCluster()
+    cluster._spent = spent
+    return cluster
 
 
 def task_runs_of(state: Any) -> int:
@@ -182,7 +201,7 @@ def main() -> None:
         )
         big_plain = plain_run(logs, big, work / "plain-big.jsonl", args.chunk_size)
         task_runs = task_runs_of(big_state)
-    big_ok = big_state.result()["workload"]["ok"]
+    big_ok = big_state.result().workload.ok
 
     cold, warm = rounds[0], rounds[1:] or rounds
     warm_paired = statistics.median(r["flow_s"] - r["plain_s"] for r in warm)

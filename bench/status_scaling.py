@@ -1,18 +1,23 @@
 """Cost of checking N servers: ``vec-inf-flows status`` against the anchor ``vec-inf`` 0.9.0.
 
-Runs on the project's local Slurm cluster (``scripts/slurm/up.sh``). For each N (default 1, 10,
-50) it launches servers with the simulator engine until N are up or queued (the cluster has
-2 nodes x 4 CPUs, so beyond 8 they wait as PENDING, which is still a status to report), then
-waits until none of them is still starting, then times, in interleaved rounds:
+Runs on the project's local Slurm cluster (``scripts/slurm/up.sh``; 2 nodes x 16 CPUs / 64 GB,
+so 32 one-CPU servers run at once and the rest wait PENDING, which is still a status to
+report). For each N (default 1, 10, 50) each tool launches N simulator servers of its own:
+ours through the client, the anchor through its own ``vec-inf launch`` (its job runs
+``vllm serve`` from a venv whose ``vllm`` starts this package's simulator; its job script
+needs ``nc``). Once none of them is still starting, interleaved rounds time:
 
-* ours, CLI:        one ``vec-inf-flows status ID1 ... IDN --json-mode`` process;
-* ours, in-process: ``VecInfClient.statuses(ids)`` (and the Slurm commands it ran);
-* anchor, per id:   N x ``vec-inf status ID --json-mode``, what a vec-inf user does for N servers;
-* anchor, all:      ``vec-inf status --json-mode`` (no id: squeue, then scontrol per job).
+* single id:        ``vec-inf-flows status ID`` and ``vec-inf status ID`` (tables), each on
+                    a server it launched itself;
+* N ids:            one ``vec-inf-flows status ID1 ... IDN --json-mode`` process, against
+                    N x ``vec-inf status ID --json-mode`` (vec-inf takes one id per call);
+* all:              ``vec-inf-flows status --json-mode`` and ``vec-inf status --json-mode``
+                    (ours lists both tools' servers, 2N, since it reads vec-inf's jobs too;
+                    the anchor lists its N);
+* ours in-process:  ``VecInfClient.statuses(ids)`` (and the Slurm commands it ran).
 
 Slurm commands per poll are counted in one extra, untimed pass through counting wrappers on
-PATH (and cross-checked against ``SlurmBackend.commands_run``). Every job launched here is
-cancelled at the end, whatever happens.
+PATH. Every job launched here is cancelled at the end, whatever happens.
 
     .venv/bin/python bench/status_scaling.py [--sizes 1,10,50] [--rounds 5] [--json]
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -32,6 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _anchor_jobs import MODEL, anchor_kit
 from _common import (
     Run,
     Samples,
@@ -48,17 +55,16 @@ from _common import (
 from vec_inf_flows.backends.slurm.backend import SlurmBackend
 from vec_inf_flows.client import VecInfClient
 
-MODEL = "SmolLM2-135M-Instruct"
-SETTLE_SECONDS = 120.0
+SETTLE_SECONDS = 180.0
 SLURM_COMMANDS = ("squeue", "scontrol", "sacct", "sbatch", "scancel", "sinfo")
-ANCHOR_NOTE = (
-    "The anchor reads <model>-vec-inf-<token>.<id>.err, our jobs write <model>.<id>.err, so its\n"
-    "per-id answer for our RUNNING jobs is 'LOG FILE NOT FOUND' and it skips the health check\n"
-    "(ours does one per READY server): its per-id work here is the same process start, scontrol\n"
-    "and log look-up it does for its own jobs, minus the HTTP call. Its 'status of all' keeps\n"
-    "only job names ending in '-vec-inf'; ours end in '-vec-inf-<token>', so it finds none and\n"
-    "stops after squeue + one scontrol per queued job: for its own jobs it would then run the\n"
-    "per-id check for each as well, so that column is a lower bound."
+WAYS = (
+    "ours ID",
+    "anchor ID",
+    "ours N ids",
+    "anchor N x ID",
+    "ours all",
+    "anchor all",
+    "ours in-proc",
 )
 
 
@@ -76,7 +82,7 @@ class SizeResult:
 
 
 class Bench:
-    """One benchmark session: a throwaway state/log tree, the launched jobs, both CLIs."""
+    """One benchmark session: a throwaway state/log tree, both tools' jobs, both CLIs."""
 
     def __init__(self, work: Path, anchor: Path, ours: Path) -> None:
         self.work = work
@@ -87,8 +93,16 @@ class Bench:
         self.env = bench_environment(work / "home", {"VEC_INF_BACKEND": "slurm"})
         self.backend = SlurmBackend()
         self.client = VecInfClient(state_dir=self.state_dir, backend=self.backend)
-        self.job_ids: list[str] = []
+        self.job_ids: list[str] = []  # ours
+        self.anchor_ids: list[str] = []  # the anchor's
         self.job_names: set[str] = set()
+        self.anchor_args = self._anchor_setup()
+
+    def _anchor_setup(self) -> list[str]:
+        kit = anchor_kit(self.work, self.work / "anchor-logs")
+        self.env["VEC_INF_ACCOUNT"] = os.environ.get("VEC_INF_ACCOUNT") or _default_account()
+        self.env["VEC_INF_WORK_DIR"] = str(kit.work_dir)
+        return kit.args
 
     # -- launching and cleaning up ---------------------------------------------------------
 
@@ -97,19 +111,25 @@ class Bench:
             response = self.client.launch(
                 MODEL,
                 engine="sim",
-                time="00:10:00",
+                time="00:15:00",
                 cpus_per_task=1,
-                mem_per_node="512M",
+                mem_per_node="1G",
                 log_dir=str(self.log_dir),
             )
             self.job_ids.append(response.job_id)
             self.job_names.add(response.job_name)
+        while len(self.anchor_ids) < size:
+            run = timed_run(
+                [self.anchor, "launch", MODEL, *self.anchor_args, "--json-mode"], self.env
+            )
+            _require_ok(run, "vec-inf launch")
+            self.anchor_ids.append(str(json.loads(run.stdout)["slurm_job_id"]))
 
     def cancel_all(self) -> None:
         """Cancel every job this session made: launched ids, ids in our job index, and any
         live job carrying one of our unique names (a launch cut short between sbatch and
         the return of ``launch`` leaves only its name)."""
-        ids = set(self.job_ids)
+        ids = set(self.job_ids) | set(self.anchor_ids)
         index = self.state_dir / ".jobs"
         if index.is_dir():
             ids.update(link.name for link in index.iterdir() if not link.name.startswith("."))
@@ -134,11 +154,15 @@ class Bench:
                 found.append(job_id)
         return found
 
-    # -- the four ways to check N servers --------------------------------------------------
+    # -- the ways to check servers ---------------------------------------------------------
 
-    def ours_cli(self, ids: Sequence[str], env: Mapping[str, str] | None = None) -> Run:
-        run = timed_run([self.ours, "status", *ids, "--json-mode"], env or self.env)
+    def ours_cli(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Run:
+        run = timed_run([self.ours, "status", *argv], env or self.env)
         _require_ok(run, "vec-inf-flows status")
+        return run
+
+    def ours_ids(self, ids: Sequence[str], env: Mapping[str, str] | None = None) -> Run:
+        run = self.ours_cli([*ids, "--json-mode"], env)
         answers = json.loads(run.stdout)
         count = 1 if isinstance(answers, dict) else len(answers)
         if count != len(ids):
@@ -153,32 +177,32 @@ class Bench:
         states = Counter(status.server_status.value for status in statuses)
         return seconds, self.backend.commands_run - before, states
 
-    def anchor_per_id(self, ids: Sequence[str], env: Mapping[str, str] | None = None) -> Run:
-        total = 0.0
-        for job_id in ids:
-            run = timed_run([self.anchor, "status", job_id, "--json-mode"], env or self.env)
-            _require_ok(run, f"vec-inf status {job_id}")
-            total += run.seconds
-        return Run(total, 0, "", "")
-
-    def anchor_all(self, env: Mapping[str, str] | None = None) -> Run:
-        run = timed_run([self.anchor, "status", "--json-mode"], env or self.env)
+    def anchor_cli(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Run:
+        run = timed_run([self.anchor, "status", *argv], env or self.env)
         _require_ok(run, "vec-inf status")
         return run
 
+    def anchor_per_id(self, ids: Sequence[str], env: Mapping[str, str] | None = None) -> Run:
+        total = 0.0
+        for job_id in ids:
+            total += self.anchor_cli([job_id, "--json-mode"], env).seconds
+        return Run(total, 0, "", "")
+
     # -- counting Slurm commands (untimed) -------------------------------------------------
 
-    def count_calls(self, ids: Sequence[str], result: SizeResult) -> None:
+    def count_calls(self, size: int, result: SizeResult) -> None:
         shims = self.work / "shims"
         log = self.work / "slurm-calls.log"
         _write_counting_shims(shims)
         env = dict(self.env)
         env["PATH"] = f"{shims}:{env.get('PATH', '')}"
         env["BENCH_SLURM_CALL_LOG"] = str(log)
+        ours, theirs = self.job_ids[:size], self.anchor_ids[:size]
         ways: dict[str, Callable[[], Run]] = {
-            "ours CLI": lambda: self.ours_cli(ids, env),
-            "anchor per id": lambda: self.anchor_per_id(ids, env),
-            "anchor all": lambda: self.anchor_all(env),
+            "ours N ids": lambda: self.ours_ids(ours, env),
+            "anchor N x ID": lambda: self.anchor_per_id(theirs, env),
+            "ours all": lambda: self.ours_cli(["--json-mode"], env),
+            "anchor all": lambda: self.anchor_cli(["--json-mode"], env),
         }
         for way, call in ways.items():
             log.write_text("")
@@ -186,7 +210,19 @@ class Bench:
             result.slurm_calls[way] = Counter(log.read_text().split())
             if way == "anchor all":
                 result.anchor_all_found = _anchor_all_count(run.stdout)
-        result.processes = {"ours CLI": 1, "anchor per id": len(ids), "anchor all": 1}
+        result.processes = {"ours N ids": 1, "anchor N x ID": size, "ours all": 1, "anchor all": 1}
+
+
+def _default_account() -> str:
+    """The user's default Slurm account (vec-inf requires one)."""
+    user = os.environ.get("USER") or os.environ.get("LOGNAME") or "root"
+    result = subprocess.run(
+        ["sacctmgr", "--noheader", "--parsable2", "show", "user", user, "format=DefaultAccount"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.strip().splitlines()[0] if result.stdout.strip() else "root"
 
 
 def _write_counting_shims(directory: Path, names: Sequence[str] = SLURM_COMMANDS) -> None:
@@ -216,12 +252,13 @@ def _require_ok(run: Run, what: str) -> None:
         raise SystemExit(f"`{what}` exited {run.returncode}: {tail}")
 
 
-def settle(bench: Bench, ids: Sequence[str], limit: float = SETTLE_SECONDS) -> str:
-    """Wait until no server is still starting: booting simulators eat the CPU both tools
-    are timed on, so measuring in the steady state keeps the rounds comparable."""
+def settle(bench: Bench, size: int, limit: float = SETTLE_SECONDS) -> str:
+    """Wait until no server (of either tool) is still starting: booting simulators eat the
+    CPU both tools are timed on, so measuring in the steady state keeps rounds comparable."""
     deadline = time.monotonic() + limit
+    ids = [*bench.job_ids[:size], *bench.anchor_ids[:size]]
     while True:
-        _, _, states = bench.ours_in_process(ids)  # the first call also warms the backend
+        _, _, states = bench.ours_in_process(ids)  # reads vec-inf's jobs too
         if not states.get("LAUNCHING") or time.monotonic() > deadline:
             return ", ".join(f"{state} {count}" for state, count in sorted(states.items()))
         time.sleep(1.0)
@@ -229,55 +266,65 @@ def settle(bench: Bench, ids: Sequence[str], limit: float = SETTLE_SECONDS) -> s
 
 def measure(bench: Bench, size: int, rounds: int) -> SizeResult:
     bench.launch_up_to(size)
-    ids = bench.job_ids[:size]
+    ours, theirs = bench.job_ids[:size], bench.anchor_ids[:size]
     result = SizeResult(size)
-    print(f"  settled: {settle(bench, ids)}; load average {load_average()}")
-    names = ("ours CLI", "ours in-process", "anchor per id", "anchor all")
-    result.samples = {name: Samples() for name in names}
+    print(f"  settled (both tools' servers): {settle(bench, size)}; load {load_average()}")
+    result.samples = {name: Samples() for name in WAYS}
+    calls: dict[str, Callable[[], Run]] = {
+        "ours ID": lambda: bench.ours_cli([ours[0]]),
+        "anchor ID": lambda: bench.anchor_cli([theirs[0]]),
+        "ours N ids": lambda: bench.ours_ids(ours),
+        "anchor N x ID": lambda: bench.anchor_per_id(theirs),
+        "ours all": lambda: bench.ours_cli(["--json-mode"]),
+        "anchor all": lambda: bench.anchor_cli(["--json-mode"]),
+    }
     for index in range(rounds):
-        order = list(names) if index % 2 == 0 else list(reversed(names))
+        order = list(WAYS) if index % 2 == 0 else list(reversed(WAYS))
         for name in order:
-            if name == "ours CLI":
-                result.samples[name].add(bench.ours_cli(ids))
-            elif name == "ours in-process":
-                seconds, commands, states = bench.ours_in_process(ids)
+            if name == "ours in-proc":
+                seconds, commands, states = bench.ours_in_process(ours)
                 result.samples[name].add(Run(seconds, 0, "", ""))
                 result.in_process_commands.append(commands)
                 result.states = states
-            elif name == "anchor per id":
-                result.samples[name].add(bench.anchor_per_id(ids))
             else:
-                result.samples[name].add(bench.anchor_all())
-    bench.count_calls(ids, result)
+                result.samples[name].add(calls[name]())
+    bench.count_calls(size, result)
     return result
 
 
 def report(results: Sequence[SizeResult], rounds: int) -> None:
-    print(f"\nwall time per status poll of N servers, median of {rounds} interleaved rounds (ms)")
+    print(f"\nwall time per status call, median of {rounds} interleaved rounds (ms)")
     rows = []
     for result in results:
         s = result.samples
-        ours, per_id, every = s["ours CLI"], s["anchor per id"], s["anchor all"]
         rows.append(
             [
                 str(result.size),
-                ms(ours.median),
-                ms(s["ours in-process"].median),
-                ms(per_id.median),
-                ms(every.median),
-                ratio(ours.median, per_id.median),
-                ratio(ours.median, every.median),
+                ms(s["ours ID"].median),
+                ms(s["anchor ID"].median),
+                ratio(s["ours ID"].median, s["anchor ID"].median),
+                ms(s["ours N ids"].median),
+                ms(s["anchor N x ID"].median),
+                ratio(s["ours N ids"].median, s["anchor N x ID"].median),
+                ms(s["ours all"].median),
+                ms(s["anchor all"].median),
+                ratio(s["ours all"].median, s["anchor all"].median),
+                ms(s["ours in-proc"].median),
             ]
         )
     print_table(
         [
             "N",
-            "ours CLI",
+            "ours ID",
+            "anchor ID",
+            "ratio",
+            "ours N ids",
+            "anchor N x ID",
+            "ratio",
+            "ours all",
+            "anchor all",
+            "ratio",
             "ours in-proc",
-            "anchor N x status ID",
-            "anchor status (all)",
-            "ours/anchor per-id",
-            "ours/anchor all",
         ],
         rows,
     )
@@ -290,30 +337,31 @@ def report(results: Sequence[SizeResult], rounds: int) -> None:
         call_rows.append(
             [
                 str(result.size),
-                _calls(calls["ours CLI"], result.processes["ours CLI"]),
-                "/".join(str(count) for count in in_process),
-                _calls(calls["anchor per id"], result.processes["anchor per id"]),
+                _calls(calls["ours N ids"], result.processes["ours N ids"]),
+                _calls(calls["anchor N x ID"], result.processes["anchor N x ID"]),
+                _calls(calls["ours all"], result.processes["ours all"]),
                 _calls(calls["anchor all"], result.processes["anchor all"]),
+                "/".join(str(count) for count in in_process),
                 str(result.anchor_all_found),
             ]
         )
     print_table(
         [
             "N",
-            "ours CLI",
-            "ours in-proc (commands_run)",
-            "anchor N x status ID",
-            "anchor status (all)",
-            "anchor all: jobs found",
+            "ours N ids",
+            "anchor N x ID",
+            "ours all",
+            "anchor all",
+            "ours in-proc",
+            "anchor all: jobs",
         ],
         call_rows,
     )
 
-    print("\nserver states seen by ours (last round):")
+    print("\nstates of our servers (last round):")
     for result in results:
         states = ", ".join(f"{state} {count}" for state, count in sorted(result.states.items()))
         print(f"  N={result.size}: {states}")
-    print("\n" + ANCHOR_NOTE)
 
 
 def _calls(calls: Counter[str], processes: int) -> str:
@@ -358,7 +406,7 @@ def main() -> int:
         bench = Bench(Path(work), anchor, ours)
         try:
             for size in sizes:
-                print(f"N={size}: launching up to {size} servers; load average {load_average()}")
+                print(f"N={size}: up to {size} servers per tool; load average {load_average()}")
                 results.append(measure(bench, size, args.rounds))
         finally:
             bench.cancel_all()

@@ -28,6 +28,24 @@ def slurm_cluster() -> None:
         pytest.fail(f"sinfo failed ({answer.stderr.strip()}): {SLURM_HINT}")
 
 
+# A test's tier follows from what it uses, so a marker can never disagree with the test's needs.
+_TIER_OF_FIXTURE = {
+    "slurm_cluster": "slurm",  # and every fixture built on it (sandbox, jobs ...)
+    "cpu_engine": "real_engine",
+    "controller_restarted": "disruptive",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for fixture, tier in _TIER_OF_FIXTURE.items():
+            if fixture in used:
+                item.add_marker(tier)
+        if item.get_closest_marker("disruptive") is not None:
+            item.add_marker("slurm")
+
+
 @pytest.fixture(autouse=True)
 def _needs_cluster(request: pytest.FixtureRequest) -> None:
     if request.node.get_closest_marker("slurm") is not None:

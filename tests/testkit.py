@@ -1,4 +1,5 @@
-"""Helpers shared by the end-to-end test folders: a per-test sandbox and process checks."""
+"""What every test folder shares: one polling helper, one READY timeout, a per-test sandbox
+and process checks."""
 
 from __future__ import annotations
 
@@ -6,13 +7,39 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from vec_inf_flows.client import VecInfClient
 
 REPO = Path(__file__).resolve().parents[1]
+GUIDE_CUSTOM_MODEL = REPO / "tests" / "fixtures" / "guide" / "my-model-config.yaml"
 CLI = [sys.executable, "-m", "vec_inf_flows.cli.main"]
+# How long a simulator server may take to become READY: it starts in about a second, but on the
+# shared cluster its job may queue behind other people's jobs for a while.
+READY_TIMEOUT = 180.0
+# The real CPU vLLM: about 30 s of engine start-up, more while other tests load the machine.
+REAL_ENGINE_READY_TIMEOUT = 420.0
+POLL_INTERVAL = 0.5  # the client's longest pause between status checks in tests
+
+T = TypeVar("T")
+
+
+def wait_until(
+    probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05
+) -> T:
+    """Poll ``probe`` until it returns something truthy, and return that; after ``timeout``
+    seconds fail with ``what`` was awaited. The one polling loop of the test suite."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
 
 
 @dataclass
@@ -108,10 +135,12 @@ def sessions_of_job(job_id: str) -> frozenset[int]:
 def no_engine_processes_left(
     job_id: str, within: float = 30.0, sessions: frozenset[int] = frozenset()
 ) -> None:
-    deadline = time.monotonic() + within
-    while (left := processes_of_job(job_id, sessions)) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert not left, f"processes of job {job_id} still running: {left}"
+    wait_until(
+        lambda: not processes_of_job(job_id, sessions),
+        within,
+        f"the processes of job {job_id} to end (left: {processes_of_job(job_id, sessions)})",
+        interval=0.5,
+    )
 
 
 def make_sandbox(tmp_path: Path, monkeypatch: object) -> Sandbox:
@@ -120,7 +149,8 @@ def make_sandbox(tmp_path: Path, monkeypatch: object) -> Sandbox:
     delenv = monkeypatch.delenv  # type: ignore[attr-defined]
     setenv("VEC_INF_FLOWS_HOME", str(home))
     setenv("VEC_INF_LOG_DIR", str(logs))
-    delenv("VEC_INF_CONFIG", raising=False)
+    for variable in ("VEC_INF_CONFIG", "VEC_INF_MODEL_CONFIG", "VEC_INF_CONFIG_DIR"):
+        delenv(variable, raising=False)
     delenv("VEC_INF_API_KEY", raising=False)
     return Sandbox(home, logs, dict(os.environ), VecInfClient(state_dir=home))
 
@@ -129,3 +159,12 @@ def cancel_sandbox_jobs(box: Sandbox) -> None:
     ids = sorted({job_id.split("+")[0] for job_id in box.job_ids()})
     if ids:
         subprocess.run(["scancel", *ids], capture_output=True, timeout=30)
+
+
+def guide_custom_model_config(directory: Path) -> Path:
+    """The user guide's custom-model file in ``directory``, its weights directory made real."""
+    weights = directory / "model-weights"
+    (weights / "Qwen2.5-7B-Instruct-1M").mkdir(parents=True, exist_ok=True)
+    config = directory / "my-model-config.yaml"
+    config.write_text(GUIDE_CUSTOM_MODEL.read_text().replace("WEIGHTS_DIR", str(weights)))
+    return config

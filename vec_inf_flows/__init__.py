@@ -12,9 +12,20 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from vec_inf_flows.client import VecInfClient
+    from vec_inf_flows.handle import ServerHandle
+    from vec_inf_flows.lifecycle import LeaseKeeper, LeasePolicy, OwnerRecord
     from vec_inf_flows.models import ServerStatus, StatusResponse
 
-__all__ = ["ServerStatus", "StatusResponse", "VecInfClient", "__version__"]
+__all__ = [
+    "LeaseKeeper",
+    "LeasePolicy",
+    "OwnerRecord",
+    "ServerHandle",
+    "ServerStatus",
+    "StatusResponse",
+    "VecInfClient",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -22,6 +33,14 @@ def __getattr__(name: str) -> Any:
         from vec_inf_flows.client import VecInfClient
 
         return VecInfClient
+    if name in ("LeasePolicy", "LeaseKeeper", "OwnerRecord"):
+        from vec_inf_flows import lifecycle
+
+        return getattr(lifecycle, name)
+    if name == "ServerHandle":
+        from vec_inf_flows.handle import ServerHandle
+
+        return ServerHandle
     if name in ("ServerStatus", "StatusResponse", "LaunchResponse", "MetricsResponse"):
         from vec_inf_flows import models
 

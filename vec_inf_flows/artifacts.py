@@ -1,14 +1,15 @@
 """Artifacts on the flow-run page: what was launched, how far the workload is, what it measured.
 
-Artifact failures are logged and swallowed: a missing table must never fail a GPU run.
+The tables are ``presentation`` tables, the same rows the CLI prints. Keys name the model (not
+the job), so the Artifacts page keeps one versioned series per model across runs. Failures to
+publish are logged and swallowed: a missing table must never fail a GPU run.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, cast
 from uuid import UUID
 
 from prefect.artifacts import (
@@ -16,6 +17,11 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
+
+from vec_inf_flows.presentation import Table, key_value, launch_rows
+
+if TYPE_CHECKING:
+    from vec_inf_flows.models import LaunchResponse
 
 logger = logging.getLogger("vec_inf_flows")
 
@@ -26,20 +32,10 @@ def artifact_key(*parts: str) -> str:
     return re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]", "-", text)).strip("-")
 
 
-def _cell(value: Any) -> Any:
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
-
-
-def _rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    return [{key: _cell(value) for key, value in row.items()} for row in rows]
-
-
-def publish_table(key: str, rows: Sequence[Mapping[str, Any]], description: str) -> UUID | None:
+def publish_table(key: str, table: Table, description: str) -> UUID | None:
     try:
         created = create_table_artifact(
-            table=_rows(rows), key=artifact_key(key), description=description
+            table=table.records(), key=artifact_key(key), description=description
         )
         return cast(UUID, created)  # sync context: the call is not a coroutine here
     except Exception as error:
@@ -47,42 +43,14 @@ def publish_table(key: str, rows: Sequence[Mapping[str, Any]], description: str)
         return None
 
 
-def server_launch_rows(
-    model_name: str, job_id: str, config: Mapping[str, Any], status: str
-) -> list[dict[str, Any]]:
-    """Rows of the launch table: one per config field, the status first."""
-    rows: list[dict[str, Any]] = [
-        {"field": "model", "value": model_name},
-        {"field": "job id", "value": job_id},
-        {"field": "status", "value": status},
-    ]
-    rows.extend({"field": str(name), "value": value} for name, value in config.items())
-    return rows
-
-
-def publish_launch_table(
-    model_name: str, job_id: str, config: Mapping[str, Any], status: str
-) -> UUID | None:
+def publish_launch_table(launched: LaunchResponse, status: str) -> UUID | None:
+    """``vec-inf-launch-<model>``: the guide's Job Config table of the launch."""
+    rows = [("Status", status), *launch_rows(launched)]
     return publish_table(
-        f"vec-inf-launch-{model_name}",
-        server_launch_rows(model_name, job_id, config, status),
-        f"Server config and status of {model_name} (job {job_id}) at launch.",
+        f"vec-inf-launch-{launched.model_name}",
+        key_value("Job Config", rows),
+        f"Server config and status of {launched.model_name} (job {launched.job_id}) at launch.",
     )
-
-
-def metrics_rows(metrics: Any) -> list[dict[str, Any]]:
-    """The metrics table the CLI shows (the guide's rows), as artifact rows; anything that is
-    not a server metrics result is flattened as it is."""
-    from vec_inf_flows.server.metrics import rows_of_dump
-
-    if hasattr(metrics, "model_dump"):
-        metrics = metrics.model_dump()
-    if isinstance(metrics, Mapping):
-        rows = rows_of_dump(metrics)
-        if rows is not None:
-            return [{"metric": name, "value": value} for name, value in rows]
-        return [{"metric": str(name), "value": value} for name, value in metrics.items()]
-    return [{"metric": "metrics", "value": metrics}]
 
 
 class Progress:

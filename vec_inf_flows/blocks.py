@@ -1,163 +1,190 @@
-"""Prefect blocks: the cluster and server settings users edit in the UI and load by name.
+"""Prefect blocks that act: a cluster gives the client, a model server launches itself.
 
-This module is the package's ``prefect.collections`` entry point, which Prefect imports when its
-server starts and whenever ``Block.load`` meets an unknown slug. It therefore imports only
-pydantic and ``prefect.blocks.core``: nothing from the Slurm or server layers.
+``SlurmCluster`` holds where jobs run (its ``backend``) and the launch options every job on
+it gets; ``get_client()`` is the one way the Prefect layer obtains a ``VecInfClient``.
+``VecInfServer`` is a ``JobBlock``: ``trigger()`` launches the server and returns a
+``ServerRun`` whose ``wait_for_completion()`` waits until READY and whose ``fetch_result()``
+is the ``ServerHandle``; ``shutdown()`` (or leaving ``with server.start() as run:``) ends it.
+
+This module is the package's ``prefect.collections`` entry point, which Prefect imports when
+its server starts and whenever ``Block.load`` meets an unknown slug, so it imports only
+pydantic, Prefect's block classes and the option and handle models: the client and the Slurm
+layer load when a block first acts.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import asyncio
+import logging
+from collections.abc import Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Literal
 
+from prefect.blocks.abstract import JobBlock, JobRun
 from prefect.blocks.core import Block
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr
+from pydantic import Field, HttpUrl, SecretStr
+
+from vec_inf_flows.catalog.options import LaunchOptions, OptionsLayer, merge_options
+from vec_inf_flows.handle import ServerHandle
+
+if TYPE_CHECKING:
+    from vec_inf_flows.client import VecInfClient
+    from vec_inf_flows.models import LaunchResponse
 
 _DOCS_URL = HttpUrl("https://github.com/VectorInstitute/vector-inference")
 
-EngineName = Literal["vllm", "sglang", "sim"]
-
-
-class LaunchOverrides(BaseModel):
-    """Launch options a flow or block may override; ``None`` keeps the model's catalog value.
-
-    JSON-able on purpose: it is a flow parameter (the UI renders it as a form) and a block field.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    model_family: str | None = Field(
-        default=None, description="Model family (also the log sub-directory)."
-    )
-    model_variant: str | None = Field(default=None, description="Model variant.")
-    partition: str | None = Field(default=None, description="Slurm partition.")
-    qos: str | None = Field(default=None, description="Slurm quality of service.")
-    account: str | None = Field(default=None, description="Slurm account charged for the job.")
-    time: str | None = Field(default=None, description="Slurm time limit, HH:MM:SS or D-HH:MM:SS.")
-    num_nodes: int | None = Field(default=None, ge=1, description="Nodes per server.")
-    multi_node_mode: Literal["native", "ray"] | None = Field(
-        default=None,
-        description="Several nodes: vLLM's own multi-node executor (native) or a Ray cluster.",
-    )
-    gpus_per_node: int | None = Field(default=None, ge=0, description="GPUs on each node.")
-    cpus_per_task: int | None = Field(default=None, ge=1, description="CPUs for the server.")
-    mem_per_node: str | None = Field(default=None, description="Memory per node, e.g. 64G.")
-    resource_type: str | None = Field(default=None, description="GPU type for --gres.")
-    exclude: str | None = Field(default=None, description="Nodes the job must avoid.")
-    nodelist: str | None = Field(default=None, description="Nodes the job must use.")
-    work_dir: str | None = Field(default=None, description="Working directory of the job.")
-    log_dir: str | None = Field(default=None, description="Root of the job log tree.")
-    venv: str | None = Field(default=None, description="Virtual environment to activate.")
-    model_weights_parent_dir: str | None = Field(
-        default=None, description="Directory that holds the model weights."
-    )
-    engine: EngineName | None = Field(default=None, description="Inference engine.")
-    vllm_args: str | dict[str, Any] | None = Field(
-        default=None,
-        description="Engine arguments: a comma list (--max-model-len=4096,--max-num-seqs=8) "
-        "or a mapping of flag to value.",
-    )
-    sglang_args: str | dict[str, Any] | None = Field(
-        default=None, description="SGLang arguments, in the same forms as vllm_args."
-    )
-    bind: str | None = Field(default=None, description="Extra container bind mounts.")
-    container_image: str | None = Field(default=None, description="Container image to run.")
-    hf_model: str | None = Field(
-        default=None, description="Hugging Face model id to serve instead of local weights."
-    )
-    python: str | None = Field(
-        default=None, description="Python interpreter that runs the job-side launcher."
-    )
-    env: str | dict[str, str] | None = Field(
-        default=None,
-        description="Environment variables exported in the job: a mapping, or 'K=V,K2=V2' as "
-        "the CLI's --env takes it.",
-    )
-
-    def as_kwargs(self) -> dict[str, Any]:
-        """The non-empty overrides, in the keyword form ``VecInfClient.launch`` accepts."""
-        return self.model_dump(exclude_none=True)
+BackendName = Literal["auto", "slurm", "local"]
 
 
 class SlurmCluster(Block):
-    """A Slurm cluster this package launches servers on, and the defaults for its jobs.
+    """A cluster this package launches servers on, and the defaults for every job on it.
 
     Example:
         ```python
         from vec_inf_flows.blocks import SlurmCluster
 
         cluster = SlurmCluster.load("BLOCK_NAME")
+        client = cluster.get_client()
         ```
     """
 
     _block_type_name = "vec-inf Slurm Cluster"
     _block_type_slug = "vec-inf-slurm-cluster"
-    _description = "Slurm account, partition, QoS, log directory and job defaults for vec-inf."
+    _description = "Where vec-inf servers run, and the launch options every job there gets."
     _documentation_url = _DOCS_URL
 
-    account: str | None = Field(default=None, description="Slurm account charged for jobs.")
-    partition: str | None = Field(default=None, description="Default Slurm partition.")
-    qos: str | None = Field(default=None, description="Default Slurm quality of service.")
-    log_dir: str | None = Field(
-        default=None, description="Root of the job log tree, on a file system the nodes share."
+    backend: BackendName = Field(
+        default="auto",
+        description="Where jobs run: slurm, local processes, or auto (Slurm when this machine "
+        "has a Slurm configuration, else local).",
     )
-    default_time: str | None = Field(
-        default=None, description="Default Slurm time limit for server jobs, HH:MM:SS."
-    )
-    default_resources: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Default launch options for every job, e.g. cpus_per_task or mem_per_node.",
-    )
-    job_env: dict[str, str] = Field(
-        default_factory=dict, description="Environment variables exported in every job."
-    )
-    access: Literal["local"] = Field(
-        default="local", description="How Slurm is reached: local commands on this host."
+    options: LaunchOptions = Field(
+        default_factory=LaunchOptions,
+        description="Launch options for every job here (account, partition, QoS, log "
+        "directory, time limit, resources, environment); a server block's and the call's "
+        "options win over them.",
     )
 
-    def launch_defaults(self) -> dict[str, Any]:
-        """The launch keywords this cluster contributes; explicit overrides win over them."""
-        merged: dict[str, Any] = dict(self.default_resources)
-        for key, value in (
-            ("account", self.account),
-            ("partition", self.partition),
-            ("qos", self.qos),
-            ("log_dir", self.log_dir),
-            ("time", self.default_time),
-        ):
-            if value is not None:
-                merged[key] = value
-        if self.job_env:
-            merged["env"] = dict(self.job_env)
-        return merged
+    def get_client(self) -> VecInfClient:
+        """The client for this cluster (jobs are found again through the user's job index)."""
+        from vec_inf_flows.client import VecInfClient
+
+        return VecInfClient(backend=self.backend)
+
+    @property
+    def name(self) -> str | None:
+        """The name this block was saved or loaded under (None for an unsaved one)."""
+        return self._block_document_name
 
 
-class VecInfServer(Block):
-    """One model server to launch: the model, its launch overrides, engine arguments and API key.
+class VecInfServer(JobBlock[ServerHandle]):
+    """One model server to launch: the model, its launch options, API key and cluster.
 
     Example:
         ```python
         from vec_inf_flows.blocks import VecInfServer
 
         server = VecInfServer.load("BLOCK_NAME")
+        with server.start() as run:
+            handle = run.wait_until_ready()
         ```
     """
 
     _block_type_name = "vec-inf Model Server"
     _block_type_slug = "vec-inf-model-server"
-    _description = "A model served by vec-inf on Slurm: model name, overrides and engine args."
+    _description = "A model served by vec-inf: model name, launch options, API key, cluster."
     _documentation_url = _DOCS_URL
 
     model_name: str = Field(description="Model name from the catalog or the user's model file.")
-    overrides: LaunchOverrides = Field(
-        default_factory=LaunchOverrides, description="Launch options that replace the defaults."
-    )
-    engine_args: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Engine flags and values, e.g. {'--max-model-len': 4096}.",
+    options: LaunchOptions = Field(
+        default_factory=LaunchOptions,
+        description="Launch options for this model; they win over the cluster's.",
     )
     api_key: SecretStr | None = Field(
         default=None, description="API key the server requires from its clients."
     )
     cluster: SlurmCluster | None = Field(
-        default=None, description="Cluster to launch on; the flow's cluster block otherwise."
+        default=None, description="Cluster to launch on; the flow's cluster otherwise."
     )
+    ready_timeout: float = Field(
+        default=1800.0, gt=0, description="Seconds to wait for READY in wait_for_completion."
+    )
+
+    def launch_options(
+        self, cluster: SlurmCluster | None = None, call: OptionsLayer = None
+    ) -> LaunchOptions:
+        """The options a launch of this server gets: cluster < this block < the call."""
+        where = cluster or self.cluster
+        return merge_options(where.options if where else None, self.options, call)
+
+    def submit(
+        self,
+        cluster: SlurmCluster | None = None,
+        call: OptionsLayer = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> tuple[VecInfClient, LaunchResponse]:
+        """Launch through the cluster's client, with ``labels`` recorded in the job; the
+        response's handle names the cluster block."""
+        where = cluster or self.cluster
+        client = where.get_client() if where else _default_client()
+        launched = client.launch(
+            self.model_name,
+            self.launch_options(where, call),
+            api_key=self.api_key,
+            labels=labels,
+        )
+        name = where.name if where else None
+        handle = launched.handle.model_copy(update={"cluster": name})
+        return client, launched.model_copy(update={"handle": handle})
+
+    def start(self, cluster: SlurmCluster | None = None) -> ServerRun:
+        """Launch now (synchronously); the run is a context manager that shuts it down."""
+        client, launched = self.submit(cluster)
+        return ServerRun(client, launched.handle, self.ready_timeout)
+
+    async def trigger(self) -> ServerRun:
+        """``JobBlock``: launch the server; the run's result is its ``ServerHandle``."""
+        return await asyncio.to_thread(self.start)
+
+
+class ServerRun(JobRun[ServerHandle]):
+    """A launched server: wait until READY, take its handle, shut it down."""
+
+    def __init__(self, client: VecInfClient, handle: ServerHandle, ready_timeout: float) -> None:
+        self.client = client
+        self.handle = handle
+        self.ready_timeout = ready_timeout
+
+    def wait_until_ready(self, poll_interval: float = 2.0) -> ServerHandle:
+        """Block until the server answers; raises ``ServerError`` if it fails first."""
+        self.handle = self.client.wait_until_ready(self.handle, self.ready_timeout, poll_interval)
+        return self.handle
+
+    async def wait_for_completion(self) -> logging.Logger:
+        """``JobRun``: a server's start-up is complete when it is READY."""
+        await asyncio.to_thread(self.wait_until_ready)
+        return logging.getLogger("vec_inf_flows")
+
+    async def fetch_result(self) -> ServerHandle:
+        """``JobRun``: the handle (with its base URL once READY)."""
+        return self.handle
+
+    def shutdown(self) -> list[str]:
+        return self.client.shutdown(self.handle)
+
+    def __enter__(self) -> ServerRun:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+
+
+def _default_client() -> VecInfClient:
+    from vec_inf_flows.client import VecInfClient
+
+    return VecInfClient()

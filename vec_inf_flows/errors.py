@@ -6,9 +6,23 @@ alone (what went wrong, and where).
 
 from __future__ import annotations
 
+QUOTE_LIMIT = 60  # characters of a user's value an error message may repeat
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr`` of a user's value, cut to a short prefix: a 10 MB value must not fill the line."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
 
 class VecInfError(Exception):
     """Base of every error this package raises on purpose."""
+
+
+class ConfigWarning(UserWarning):
+    """Something in a config file was ignored or read differently; the file still loads."""
 
 
 class ConfigError(VecInfError):
@@ -30,7 +44,7 @@ class InvalidJobIdError(ConfigError):
 
     def __init__(self, value: str) -> None:
         super().__init__(
-            f"Invalid job id {value!r}: expected digits, or MAIN+OFFSET such as 1234+1."
+            f"Invalid job id {quote(value)}: expected digits, or MAIN+OFFSET such as 1234+1."
         )
 
 
@@ -56,6 +70,10 @@ class SlurmNotInstalledError(SlurmPermanentError):
 
 class JobNotFoundError(VecInfError):
     """Neither Slurm nor our job records know this job id."""
+
+
+class ShutdownRefusedError(VecInfError):
+    """The job is not a server this tool (or vec-inf) launched; ``--force`` overrides."""
 
 
 class ServerError(VecInfError):

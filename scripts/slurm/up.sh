@@ -11,7 +11,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 started_any=0
 
 phase_packages() {
-    local wanted=(slurmctld slurmd slurm-client munge slurmdbd mariadb-server) missing=() pkg
+    # netcat-openbsd: the job script of vec-inf itself (run by the compatibility tests) needs nc.
+    local wanted=(slurmctld slurmd slurm-client munge slurmdbd mariadb-server netcat-openbsd)
+    local missing=() pkg
     for pkg in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
             missing+=("$pkg")

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from vec_inf_flows.catalog.loader import ENV_DEFAULTS, USER_CONFIG_ENV
+from vec_inf_flows.catalog.loader import ENV_DEFAULTS
+from vec_inf_flows.catalog.sources import ENTRY_POINT_VARS
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    for name in (*ENV_DEFAULTS, USER_CONFIG_ENV):
+    for name in (*ENV_DEFAULTS, *ENTRY_POINT_VARS):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     yield

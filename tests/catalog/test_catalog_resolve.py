@@ -197,9 +197,9 @@ def test_secrets_land_in_secret_env_only() -> None:
         "Meta-Llama-3.1-8B-Instruct",
         LaunchOptions(
             env="HF_TOKEN=hf_abc,WANDB_API_KEY=k=v,DB_PASSWORD=p,AWS_SECRET_ACCESS_KEY=s,GCP_CREDENTIALS=c,HF_HOME=/cache",
-            api_key=SecretStr("sk-test"),
         ),
         CATALOG,
+        api_key=SecretStr("sk-test"),
     )
     assert spec.env == (("HF_HOME", "/cache"),)
     secrets = dict(spec.secret_env)

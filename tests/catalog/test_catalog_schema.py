@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from vec_inf_flows.catalog.files import parse_yaml
 from vec_inf_flows.catalog.schema import ModelConfig, describe_validation_error
+from vec_inf_flows.catalog.yaml_load import parse_yaml
 
 BASE: dict[str, Any] = {
     "model_name": "M",

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from e2e_helpers import SIM, Sandbox
+from testkit import POLL_INTERVAL, READY_TIMEOUT
 
 from vec_inf_flows.errors import ServerError, SlurmPermanentError
 from vec_inf_flows.jobdir import JobPaths
@@ -26,7 +27,9 @@ def test_launch_wait_status_metrics_shutdown(sandbox: Sandbox) -> None:
     assert paths.script.exists() and paths.json.exists()
     assert json.loads(paths.json.read_text())["job_id"] == launched.job_id
 
-    ready = client.wait_until_ready(launched.job_id, timeout=60, poll_interval=0.5)
+    ready = client.wait_until_ready(
+        launched.job_id, timeout=READY_TIMEOUT, poll_interval=POLL_INTERVAL
+    )
     assert ready.server_status is ServerStatus.READY
     assert ready.base_url is not None and ready.base_url.endswith("/v1")
     # the URL the job recorded is the one status reports, and it serves real completions
@@ -61,7 +64,7 @@ def test_fatal_engine_error_is_failed_within_seconds_with_that_line(sandbox: San
     )
     started = time.monotonic()
     with pytest.raises(ServerError, match="KV cache"):
-        client.wait_until_ready(launched.job_id, timeout=60, poll_interval=0.5)
+        client.wait_until_ready(launched.job_id, timeout=READY_TIMEOUT, poll_interval=POLL_INTERVAL)
     assert time.monotonic() - started < 20
     status = client.status(launched.job_id)
     assert status.server_status is ServerStatus.FAILED
@@ -76,7 +79,7 @@ def test_status_of_many_jobs_is_one_scheduler_query(sandbox: Sandbox) -> None:
     client = VecInfClient(backend=backend, state_dir=sandbox.home)
     ids = [client.launch(MODEL, **{**SIM, "time": "00:05:00"}).job_id for _ in range(3)]
     for job_id in ids:
-        client.wait_until_ready(job_id, timeout=60, poll_interval=0.5)
+        client.wait_until_ready(job_id, timeout=READY_TIMEOUT, poll_interval=POLL_INTERVAL)
     before = backend.commands_run
     statuses = client.statuses(ids)
     assert [s.server_status for s in statuses] == [ServerStatus.READY] * 3
@@ -88,7 +91,7 @@ def test_a_job_slurm_has_forgotten_is_shutdown_with_its_reason(sandbox: Sandbox)
     """MinJobAge is 10 s on the test cluster: after it, only accounting or our files remain."""
     client = sandbox.client
     launched = client.launch(MODEL, **SIM)
-    client.wait_until_ready(launched.job_id, timeout=60, poll_interval=0.5)
+    client.wait_until_ready(launched.job_id, timeout=READY_TIMEOUT, poll_interval=POLL_INTERVAL)
     client.shutdown(launched.job_id)
     deadline = time.monotonic() + 60
     while True:
@@ -141,7 +144,8 @@ def test_batch_launch_runs_one_hetjob_with_a_server_per_component(sandbox: Sandb
     )
     assert response.job_ids == [f"{response.job_id}+0", f"{response.job_id}+1"]
     ready = [
-        sandbox.client.wait_until_ready(j, timeout=90, poll_interval=1) for j in response.job_ids
+        sandbox.client.wait_until_ready(j, timeout=READY_TIMEOUT, poll_interval=POLL_INTERVAL)
+        for j in response.job_ids
     ]
     assert [r.model_name for r in ready] == ["SmolLM2-135M-Instruct", "all-MiniLM-L6-v2"]
     embedding = httpx.post(
@@ -160,7 +164,9 @@ def test_batch_launch_runs_one_hetjob_with_a_server_per_component(sandbox: Sandb
 def test_api_key_protects_the_server_and_never_lands_in_files(sandbox: Sandbox) -> None:
     key = "sk-test-very-secret-4242"
     launched = sandbox.client.launch(MODEL, **SIM, api_key=key, env="HF_TOKEN=hf_secret_777")
-    ready = sandbox.client.wait_until_ready(launched.job_id, timeout=60, poll_interval=0.5)
+    ready = sandbox.client.wait_until_ready(
+        launched.job_id, timeout=READY_TIMEOUT, poll_interval=POLL_INTERVAL
+    )
     assert ready.base_url is not None
     body = {"model": MODEL, "prompt": "x", "max_tokens": 2}
     assert httpx.post(f"{ready.base_url}/completions", json=body, timeout=10).status_code == 401

@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from testkit import wait_until
+
 from vec_inf_flows.backends.local import LocalBackend
 from vec_inf_flows.backends.local.processes import all_stats
 from vec_inf_flows.jobs import JobRecord
@@ -25,15 +27,13 @@ def wait_for(
     until: Callable[[JobRecord], bool],
     timeout: float = 30.0,
 ) -> JobRecord:
-    """Poll the backend until ``until(record)``; fail with the last record at the deadline."""
-    deadline = time.monotonic() + timeout
-    record = None
-    while time.monotonic() < deadline:
+    """Poll the backend until ``until(record)``; fail at the deadline."""
+
+    def reached() -> JobRecord | None:
         record = backend.query([job_id]).get(job_id)
-        if record is not None and until(record):
-            return record
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} never got there; last record: {record}")
+        return record if record is not None and until(record) else None
+
+    return wait_until(reached, timeout, f"job {job_id} to get there")
 
 
 def wait_terminal(backend: LocalBackend, job_id: str, timeout: float = 30.0) -> JobRecord:

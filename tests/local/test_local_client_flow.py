@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from local_helpers import pgid_of, session_processes, wait_session_gone
+from testkit import POLL_INTERVAL, READY_TIMEOUT
 
 from vec_inf_flows.backends.local import LocalBackend
 from vec_inf_flows.catalog.options import LaunchOptions
@@ -34,7 +35,9 @@ def test_launch_ready_chat_metrics_shutdown(tmp_path: Path, backend: LocalBacken
     client = _client(tmp_path, backend)
 
     launched = client.launch(MODEL, _options(tmp_path, "--sim-startup-delay=0.5"))
-    ready = client.wait_until_ready(launched.job_id, timeout=60, poll_interval=0.5)
+    ready = client.wait_until_ready(
+        launched.job_id, timeout=READY_TIMEOUT, poll_interval=POLL_INTERVAL
+    )
 
     assert ready.server_status is ServerStatus.READY
     assert ready.node == backend.query([launched.job_id])[launched.job_id].node
@@ -68,7 +71,7 @@ def test_engine_failing_at_start_up_is_failed_with_its_fatal_line(
     launched = client.launch(MODEL, _options(tmp_path, "--sim-fail-at-startup=kv-cache"))
 
     with pytest.raises(ServerError, match="FAILED before becoming ready"):
-        client.wait_until_ready(launched.job_id, timeout=60, poll_interval=0.5)
+        client.wait_until_ready(launched.job_id, timeout=READY_TIMEOUT, poll_interval=POLL_INTERVAL)
 
     status = client.status(launched.job_id)
     assert status.server_status is ServerStatus.FAILED

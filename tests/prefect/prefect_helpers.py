@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
+
+from testkit import POLL_INTERVAL, READY_TIMEOUT, wait_until
 
 from vec_inf_flows.client import VecInfClient
 from vec_inf_flows.errors import VecInfError
@@ -24,11 +25,7 @@ EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 REPO = Path(__file__).resolve().parents[2]
 CTLD_SCRIPT = REPO / "scripts" / "slurm" / "ctld.sh"
 GONE_WITHIN_S = 30.0
-# Generous: on the shared cluster a job may queue behind other people's jobs for a while.
-READY_TIMEOUT = 180.0
-FAST = {"ready_timeout": READY_TIMEOUT, "poll_interval": 0.5}
-
-T = TypeVar("T")
+FAST = {"ready_timeout": READY_TIMEOUT, "poll_interval": POLL_INTERVAL}
 
 
 def write_prompts(path: Path, count: int, max_tokens: int = 4, first_id: int = 0) -> str:
@@ -57,18 +54,6 @@ def write_texts(path: Path, count: int) -> str:
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
-
-
-def wait_until(probe: Callable[[], T | None], timeout: float, what: str) -> T:
-    """Poll ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.2)
 
 
 def squeue_ids() -> set[str] | None:

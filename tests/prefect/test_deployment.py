@@ -29,6 +29,7 @@ from prefect_helpers import (
 )
 
 from vec_inf_flows.blocks import SlurmCluster
+from vec_inf_flows.catalog.options import LaunchOptions
 from vec_inf_flows.flows import serve_and_run
 from vec_inf_flows.models import ServerStatus
 
@@ -42,7 +43,7 @@ DEPLOYMENTS = {entry["name"]: entry for entry in SPEC["deployments"]}
 @pytest.mark.parametrize("name", sorted(DEPLOYMENTS))
 def test_entrypoint_loads_and_accepts_the_parameters(name: str) -> None:
     entry = DEPLOYMENTS[name]
-    flow: Flow[..., Any] = load_flow_from_entrypoint(str(ROOT / entry["entrypoint"]))
+    flow: Flow[..., Any] = load_flow_from_entrypoint(entry["entrypoint"])  # a module path
 
     flow.validate_parameters(entry["parameters"])  # raises on a name or type the flow refuses
 
@@ -62,7 +63,9 @@ def run_once(runner: Runner) -> None:
 
 
 def test_on_demand_deployment_runs_once_through_a_runner(jobs: ClusterJobs, tmp_path: Path) -> None:
-    SlurmCluster(log_dir=str(jobs.log_dir), default_time="00:10:00").save("default", overwrite=True)
+    SlurmCluster(options=LaunchOptions(log_dir=str(jobs.log_dir), time="00:10:00")).save(
+        "default", overwrite=True
+    )
     entry = DEPLOYMENTS["on-demand"]
     runner = Runner(name="vec-inf-test-on-demand", query_seconds=1)
     runner.add_flow(serve_and_run, name="on-demand", parameters=entry["parameters"])
@@ -73,6 +76,7 @@ def test_on_demand_deployment_runs_once_through_a_runner(jobs: ClusterJobs, tmp_
             "dataset": write_prompts(tmp_path / "prompts.jsonl", 5),
             "output": str(output),
             "launch_options": {"engine": "sim", "time": "00:10:00"},
+            "cluster": "default",
             **FAST,
         },
     )
@@ -82,6 +86,11 @@ def test_on_demand_deployment_runs_once_through_a_runner(jobs: ClusterJobs, tmp_
     final = read_run(flow_run)
     assert final.state is not None and final.state.is_completed(), final.state
     assert final.parameters["model_name"] == MODEL  # from the deployment
+    assert final.name == f"serve-{MODEL}"
+    with get_client(sync_client=True) as api:
+        schema = api.read_deployment_by_name("serve-and-run/on-demand").parameter_openapi_schema
+    assert schema is not None  # what the UI's form is drawn from, as the server stored it
+    assert all(prop.get("description") for prop in schema["properties"].values())
     assert sorted(record["id"] for record in read_records(output)) == [f"p{i}" for i in range(5)]
     (job_id,) = jobs.ids()  # the cluster block's log_dir and this test's index were used
     assert Path(jobs.client().status(job_id).job_dir or "").is_relative_to(jobs.log_dir)

@@ -29,13 +29,15 @@ from prefect_helpers import (
     wait_until,
     write_prompts,
 )
+from pydantic import PrivateAttr
 
 from vec_inf_flows.backends.slurm.backend import RetryPolicy, SlurmBackend
 from vec_inf_flows.backends.slurm.commands import SlurmCommands
+from vec_inf_flows.blocks import SlurmCluster
 from vec_inf_flows.client import VecInfClient
 from vec_inf_flows.flows import serve_and_run
-from vec_inf_flows.models import LaunchResponse
-from vec_inf_flows.tasks import client_factory, launch_server
+from vec_inf_flows.handle import ServerHandle
+from vec_inf_flows.tasks import launch_server
 
 pytestmark = pytest.mark.prefect
 
@@ -53,6 +55,21 @@ def controller_restarted() -> Iterator[None]:
         yield
     finally:
         start_controller()
+
+
+class InjectedCluster(SlurmCluster):
+    """A cluster whose client submits through a given backend: the one seam a fault needs.
+    Passed to the task as an object, as any unsaved block can be."""
+
+    _block_type_slug = "vec-inf-test-injected-cluster"
+    _backend: SlurmBackend | None = PrivateAttr(default=None)
+
+    def with_backend(self, backend: SlurmBackend) -> InjectedCluster:
+        self._backend = backend
+        return self
+
+    def get_client(self) -> VecInfClient:
+        return VecInfClient(backend=self._backend)
 
 
 def flaky_sbatch(directory: Path, failures: int) -> tuple[Path, Path]:
@@ -87,17 +104,18 @@ def test_a_failed_submission_is_retried_by_the_task_without_a_duplicate(
         retry=RetryPolicy(attempts=2, base_delay=0.05, max_delay=0.1),
     )
 
+    cluster = InjectedCluster().with_backend(backend)
+
     @flow
-    def launch() -> State[LaunchResponse]:
+    def launch() -> State[ServerHandle]:
         return cast(
-            State[LaunchResponse],
+            State[ServerHandle],
             launch_server.with_options(retry_delay_seconds=0)(
-                MODEL, jobs.options(), return_state=True
+                MODEL, jobs.options(), cluster, return_state=True
             ),
         )
 
-    with client_factory(lambda cluster: VecInfClient(backend=backend)):
-        state = launch()
+    state = launch()
 
     launched = state.result()
     with get_client(sync_client=True) as api:
@@ -162,9 +180,10 @@ def test_a_controller_outage_while_waiting_for_ready_is_survived(
 
     assert "error" not in outage, outage.get("error")
     result = state.result()
-    assert result["job_id"] == outage["job_id"] and result["workload"]["ok"] == 3
+    assert result.server.job_id == outage["job_id"]
+    assert result.workload is not None and result.workload.ok == 3
     waited_from, ready_at = wait_task_span(state.state_details.flow_run_id)
     # The wait began before the controller came back and ended after: it polled through it.
     assert waited_from < outage["restarting"] < ready_at
-    assert jobs.ids() == [result["job_id"]]  # no second job
+    assert jobs.ids() == [result.server.job_id]  # no second job
     jobs.assert_none_left()

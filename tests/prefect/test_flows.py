@@ -37,7 +37,9 @@ from prefect_helpers import (
 from vec_inf_flows import progress
 from vec_inf_flows.errors import ConfigError
 from vec_inf_flows.flows import batch_serve, cleanup, evaluate, serve_and_run
-from vec_inf_flows.models import LaunchResponse, ServerStatus
+from vec_inf_flows.handle import ServerHandle
+from vec_inf_flows.models import ServerStatus
+from vec_inf_flows.results import WorkloadFailed
 from vec_inf_flows.tasks import launch_server
 
 pytestmark = pytest.mark.prefect
@@ -51,12 +53,17 @@ def artifacts_of(flow_run_id: UUID) -> dict[str, Any]:
     return {artifact.key or f"{artifact.type}-{artifact.id}": artifact for artifact in found}
 
 
-def task_run_count(flow_run_id: UUID) -> int:
+def task_run_names(flow_run_id: UUID) -> list[str]:
     with get_client(sync_client=True) as api:
         runs = api.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
         )
-    return len(runs)
+    return sorted(run.name for run in runs)
+
+
+def flow_run_name(flow_run_id: UUID) -> str:
+    with get_client(sync_client=True) as api:
+        return api.read_flow_run(flow_run_id).name
 
 
 def library_logs(flow_run_id: UUID) -> list[str]:
@@ -87,31 +94,42 @@ def test_serve_and_run_sends_the_dataset_in_chunks_and_shuts_down(
         )
 
     result = state.result()
-    assert result["launched"] is True and result["base_url"].startswith("http://node")
-    assert result["workload"]["chunks"] == 3
-    assert (result["workload"]["ok"], result["workload"]["failed"]) == (7, 0)
-    latency = result["workload"]["latency_s"]
-    assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"]
+    assert result.launched is True and (result.server.base_url or "").startswith("http://node")
+    assert result.workload is not None and result.workload.chunks == 3
+    assert (result.workload.ok, result.workload.failed) == (7, 0)
+    latency = result.workload.latency_s
+    assert latency.p50 is not None and latency.p95 is not None and latency.p99 is not None
+    assert 0 < latency.p50 <= latency.p95 <= latency.p99
     records = read_records(output)
     assert sorted(record["id"] for record in records) == [f"p{i}" for i in range(7)]
     assert all(record["ok"] and record["response"]["choices"] for record in records)
-    assert result["metrics"]["metrics"]["successful_requests"] == 7  # scraped from the server
+    assert result.metrics is not None
+    assert result.metrics.successful_requests == 7  # scraped from the server
+    job_id = result.server.job_id
     # One progress report per request, counting across chunks, for the CLI's bar.
     assert [done for _, done, _ in seen] == list(range(1, 8))
     assert {(label, total) for label, _, total in seen} == {(f"{MODEL}: prompts.jsonl", 7)}
 
     jobs.assert_none_left()
-    assert jobs.client().status(result["job_id"]).server_status is ServerStatus.SHUTDOWN
+    assert jobs.client().status(job_id).server_status is ServerStatus.SHUTDOWN
     run_id = state.state_details.flow_run_id
     artifacts = artifacts_of(run_id)
-    assert "vec-inf-launch-smollm2-135m-instruct" in artifacts
-    assert f"vec-inf-metrics-{result['job_id']}" in artifacts
+    # Keyed by model, not job: the Artifacts page keeps one versioned series per model.
+    assert {
+        "vec-inf-launch-smollm2-135m-instruct",
+        "vec-inf-metrics-smollm2-135m-instruct",
+        "vec-inf-workload-smollm2-135m-instruct-prompts",
+    } <= set(artifacts)
     (bar,) = [a for a in artifacts.values() if a.type == "progress"]
     assert bar.data == 100.0
-    assert f"launched {MODEL} as job {result['job_id']}" in library_logs(run_id)
+    assert f"launched {MODEL} as job {job_id}" in library_logs(run_id)
     # One task run per chunk, plus launch, wait, metrics and shutdown: with the default chunk
-    # size a 10 000-request dataset is 24 task runs, well under 50.
-    assert task_run_count(run_id) == 3 + 4
+    # size a 10 000-request dataset is 24 task runs, well under 50. Names say what each did.
+    assert flow_run_name(run_id) == f"serve-{MODEL}"
+    assert task_run_names(run_id) == sorted(
+        [f"launch-{MODEL}", f"wait-{job_id}", f"metrics-{job_id}", f"shutdown-{job_id}"]
+        + [f"chunk-prompts-{n}" for n in range(3)]
+    )
     default_chunk = serve_and_run.parameters.properties["chunk_size"]["default"]
     assert -(-10_000 // default_chunk) + 4 <= 50
 
@@ -138,15 +156,15 @@ def test_attaching_to_a_ready_server_uses_it_and_leaves_it_running(
 ) -> None:
     client = jobs.client()
     existing = client.launch(MODEL, **jobs.options())
-    client.wait_until_ready(existing.job_id, timeout=READY_TIMEOUT, poll_interval=0.5)
+    client.wait_until_ready(existing.handle, timeout=READY_TIMEOUT, poll_interval=0.5)
     dataset = write_prompts(tmp_path / "prompts.jsonl", 4)
 
     result = serve_and_run(
         job_id=existing.job_id, dataset=dataset, output=str(tmp_path / "out.jsonl"), **FAST
     )
 
-    assert result["launched"] is False and result["job_id"] == existing.job_id
-    assert result["workload"]["ok"] == 4
+    assert result.launched is False and result.server.job_id == existing.job_id
+    assert result.workload is not None and result.workload.ok == 4
     assert client.status(existing.job_id).server_status is ServerStatus.READY
     assert jobs.in_squeue() == {existing.job_id}
 
@@ -155,29 +173,46 @@ def test_evaluate_runs_every_model_on_every_dataset(jobs: ClusterJobs, tmp_path:
     prompts = write_prompts(tmp_path / "prompts.jsonl", 3)
     texts = write_texts(tmp_path / "texts.jsonl", 2)
 
-    rows = evaluate(
+    state = evaluate(
         [MODEL, EMBEDDING_MODEL],
         [prompts, texts],
         max_parallel_servers=2,
         chunk_size=2,
         launch_options=jobs.options(),
         output_dir=str(tmp_path / "out"),
+        return_state=True,
         **FAST,
     )
 
+    # Every pair ran; the two where the server cannot answer the kind of request failed, so
+    # the run is FAILED, and its message and rows say why.
+    assert state.is_failed()
+    assert "2 of 4 model/dataset pairs failed" in (state.message or "")
+    failure = state.result(raise_on_failure=False)
+    assert isinstance(failure, WorkloadFailed)
+    rows = failure.result
     outcome = {
-        (row["model"], Path(row["dataset"]).name): (row["status"], row["ok"], row["failed"])
+        (row.model, Path(row.dataset).name): (row.status, row.workload.ok, row.workload.failed)
         for row in rows
+        if row.workload is not None
     }
     assert outcome == {
         (MODEL, "prompts.jsonl"): ("ok", 3, 0),
-        (MODEL, "texts.jsonl"): ("ok", 0, 2),  # a generate server has no /v1/embeddings
-        (EMBEDDING_MODEL, "prompts.jsonl"): ("ok", 0, 3),  # a pooling server cannot complete
+        (MODEL, "texts.jsonl"): ("failed", 0, 2),  # a generate server has no /v1/embeddings
+        (EMBEDDING_MODEL, "prompts.jsonl"): ("failed", 0, 3),  # a pooling server cannot complete
         (EMBEDDING_MODEL, "texts.jsonl"): ("ok", 2, 0),
     }
-    embeddings = read_records(next(r["output"] for r in rows if r["ok"] == 2))
+    failed = [row for row in rows if row.status == "failed"]
+    assert all(row.error and "0 of" in row.error and " × HTTP " in row.error for row in failed)
+    embedded = next(r for r in rows if r.model == EMBEDDING_MODEL and r.status == "ok")
+    assert embedded.workload is not None
+    embeddings = read_records(embedded.workload.output)
     assert all(len(record["response"]["data"][0]["embedding"]) > 0 for record in embeddings)
-    assert len({row["job_id"] for row in rows}) == 2
+    assert len({row.job_id for row in rows}) == 2
+    run_id = state.state_details.flow_run_id
+    assert flow_run_name(run_id) == f"evaluate-{MODEL}+1"
+    chunks = [name for name in task_run_names(run_id) if name.startswith("chunk-")]
+    assert chunks == sorted(["chunk-prompts-0", "chunk-prompts-1", "chunk-texts-0"] * 2)
     jobs.assert_none_left()
 
 
@@ -197,14 +232,18 @@ def test_evaluate_names_a_model_that_fails_to_start_and_finishes_the_others(
         **FAST,
     )
 
-    rows = {row["model"]: row for row in state.result()}
-    assert (rows[MODEL]["status"], rows[MODEL]["ok"]) == ("ok", 3)
+    assert state.is_failed() and "KV cache" in (state.message or "")
+    failure = state.result(raise_on_failure=False)
+    assert isinstance(failure, WorkloadFailed)
+    rows = {row.model: row for row in failure.result}
+    assert rows[MODEL].status == "ok"
+    assert rows[MODEL].workload is not None and rows[MODEL].workload.ok == 3
     failed = rows[EMBEDDING_MODEL]
-    assert failed["status"] == "failed"
-    assert "FAILED before becoming ready" in failed["error"] and "KV cache" in failed["error"]
+    assert failed.status == "failed" and failed.error is not None
+    assert "FAILED before becoming ready" in failed.error and "KV cache" in failed.error
     summary = artifacts_of(state.state_details.flow_run_id)["vec-inf-evaluation"]
-    assert f"failed: {EMBEDDING_MODEL} (ServerError:" in summary.description
-    assert "KV cache" in summary.description
+    assert f"failed: {EMBEDDING_MODEL} on {prompts} (ServerError:" in (summary.description or "")
+    assert "KV cache" in (summary.description or "")
     jobs.assert_none_left()
 
 
@@ -227,31 +266,31 @@ def test_batch_serve_runs_both_servers_of_one_het_job(jobs: ClusterJobs, tmp_pat
         **FAST,
     )
 
-    assert [row["model_name"] for row in rows] == [MODEL, EMBEDDING_MODEL]
-    leader = rows[0]["job_id"].split("+")[0]
-    assert [row["job_id"] for row in rows] == [f"{leader}+0", f"{leader}+1"]
+    assert [row.server.model_name for row in rows] == [MODEL, EMBEDDING_MODEL]
+    leader = rows[0].server.job_id.split("+")[0]
+    assert [row.server.job_id for row in rows] == [f"{leader}+0", f"{leader}+1"]
     for row in rows:  # each server answered its own kind of request and refused the other
-        assert (row["workload"]["ok"], row["workload"]["failed"]) == (2, 2)
-        assert len(read_records(row["workload"]["output"])) == 4
+        assert row.workload is not None and (row.workload.ok, row.workload.failed) == (2, 2)
+        assert len(read_records(row.workload.output)) == 4
     jobs.assert_none_left()
 
 
 def test_cleanup_cancels_only_servers_whose_run_has_ended(jobs: ClusterJobs) -> None:
     @flow
     def leaky() -> str:  # ends without shutting its server down, like a SIGKILLed run
-        launched: LaunchResponse = launch_server(MODEL, jobs.options())
-        return str(launched.job_id)
+        launched: ServerHandle = launch_server(MODEL, jobs.options())
+        return launched.job_id
 
     orphan = leaky()
     by_hand = jobs.client().launch(MODEL, **jobs.options()).job_id  # unlabelled: not ours
 
     planned = cleanup(dry_run=True)
-    assert [(row["job_id"], row["action"]) for row in planned] == [(orphan, "would cancel")]
+    assert [(row.job_id, row.action) for row in planned] == [(orphan, "would cancel")]
     assert jobs.in_squeue() == {orphan, by_hand}
 
     done = cleanup()
-    assert [(row["job_id"], row["action"]) for row in done] == [(orphan, "cancelled")]
-    assert done[0]["flow_run_state"] == "Completed"
+    assert [(row.job_id, row.action) for row in done] == [(orphan, "cancelled")]
+    assert done[0].flow_run_state == "Completed"
     wait_until(lambda: jobs.in_squeue() == {by_hand}, 30, "only the unlabelled job to remain")
 
 
@@ -274,7 +313,7 @@ def test_a_server_that_dies_mid_run_is_replaced_and_the_dataset_resumes(
     records = read_records(output)
     assert sorted(record["id"] for record in records) == sorted(f"p{i}" for i in range(14))
     assert all(record["ok"] for record in records)
-    assert 1 <= result["workload"]["relaunches"] <= 3
+    assert result.workload is not None and 1 <= result.workload.relaunches <= 3
     jobs.assert_none_left()
 
 

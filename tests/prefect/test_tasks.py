@@ -67,10 +67,11 @@ def test_server_life_emits_ready_failed_and_shutdown_events(
     def lifecycle() -> tuple[str, str]:
         good = fast_launch(MODEL, jobs.options())
         bad = fast_launch(MODEL, jobs.options(sim_args=["--sim-fail-at-startup=kv-cache"]))
-        wait_until_ready(good.job_id, READY_TIMEOUT, 0.5)
-        shutdown_server(good.job_id)
+        ready = wait_until_ready(good, READY_TIMEOUT, 0.5)
+        assert ready.base_url is not None and ready.job_id == good.job_id
+        shutdown_server(ready)
         with pytest.raises(ServerError, match="KV cache"):
-            wait_until_ready.with_options(retries=0)(bad.job_id, READY_TIMEOUT, 0.5)
+            wait_until_ready.with_options(retries=0)(bad, READY_TIMEOUT, 0.5)
         return good.job_id, bad.job_id
 
     good, bad = lifecycle()

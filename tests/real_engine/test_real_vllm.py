@@ -9,16 +9,15 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from real_engine_helpers import CLI, REPO, Sandbox, no_engine_processes_left
+from testkit import REAL_ENGINE_READY_TIMEOUT as READY_TIMEOUT
+from testkit import wait_until
 
 from vec_inf_flows.models import ServerStatus
-
-READY_TIMEOUT = 420.0
 
 
 def test_smollm2_chat_metrics_and_clean_shutdown(sandbox: Sandbox) -> None:
@@ -69,10 +68,12 @@ def test_smollm2_chat_metrics_and_clean_shutdown(sandbox: Sandbox) -> None:
     assert metrics["kv_cache_usage"] is not None
 
     client.shutdown(launched.job_id)
-    deadline = time.monotonic() + 60
-    while client.status(launched.job_id).server_status is not ServerStatus.SHUTDOWN:
-        assert time.monotonic() < deadline
-        time.sleep(1)
+    wait_until(
+        lambda: client.status(launched.job_id).server_status is ServerStatus.SHUTDOWN,
+        60,
+        f"job {launched.job_id} to be SHUTDOWN",
+        interval=1,
+    )
     no_engine_processes_left(launched.job_id, within=30)
 
 
@@ -123,8 +124,8 @@ def test_demo_flow_on_the_real_engine(sandbox: Sandbox, tmp_path: Path, backend:
     flow_result = summary["result"]
     assert flow_result["launched"] is True
     assert flow_result["workload"]["ok"] == 5 and flow_result["workload"]["failed"] == 0
-    assert flow_result["metrics"]["metrics"]["successful_requests"] == 5  # the real /metrics
+    assert flow_result["metrics"]["successful_requests"] == 5  # the real /metrics
     records = [json.loads(line) for line in output.read_text().splitlines()]
     assert sorted(r["id"] for r in records) == ["capital", "gpu", "haiku", "health", "spanish"]
     assert all(r["ok"] and r["response"]["choices"][0]["message"]["content"] for r in records)
-    no_engine_processes_left(flow_result["job_id"], within=30)
+    no_engine_processes_left(flow_result["server"]["job_id"], within=30)

@@ -10,11 +10,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from testkit import wait_until
 
 from vec_inf_flows.scripts import launcher_source
 from vec_inf_flows.spec import LaunchSpec, SlurmResources
@@ -130,8 +131,4 @@ def script_env(stubs: StubBin, **extra: str) -> dict[str, str]:
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
     """Poll a condition with a deadline (the condition is the assertion, not the clock)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.02)
+    wait_until(predicate, timeout, "the condition", interval=0.02)

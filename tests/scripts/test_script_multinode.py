@@ -286,6 +286,35 @@ def test_an_engine_that_ends_takes_the_other_nodes_down(tmp_path: Path, stubs: S
     assert session_left(job) == ""
 
 
+# Headless nodes that end (code 1) once the head's engine is gone, as vLLM's do.
+_FOLLOWING_VLLM = """#!/bin/bash
+log="$STUB_RECORD_DIR/vllm-serving"
+echo "${SLURMD_NODENAME:-?} $*" >>"$log"
+gone="$STUB_RECORD_DIR/head-gone"
+if [[ "${SLURMD_NODENAME:-}" == node-a ]]; then
+    trap 'touch "$gone"; exit 143' TERM
+    sleep 300 & wait
+fi
+while [[ ! -e "$gone" ]]; do sleep 0.05; done
+exit 1
+"""
+
+
+def test_a_lapsed_lease_stops_every_node_without_a_failure(
+    tmp_path: Path, stubs: StubBin, run_script: RunScript
+) -> None:
+    """The watch stops the head's engine on purpose; the nodes that follow it are no failure."""
+    stubs.add("vllm", _FOLLOWING_VLLM)
+    script = setup(tmp_path, stubs, mode="native", nodes=3)
+    job_dir = tmp_path / "logs" / "smollm" / f"SmolLM2-135M.{JOB_ID}"
+    (job_dir / "watch.json").write_text('{"lease": {"lapse_after": 1}}')
+    result = run_script(script, **node_env())
+    assert result.returncode == 0, result.stderr
+    assert "owner stopped renewing" in (job_dir / "stopped.json").read_text()
+    assert "vec-inf: " not in result.stderr
+    assert len((stubs.records / "vllm-serving").read_text().splitlines()) == 3
+
+
 def read_environ(pid: int, name: str) -> str:
     for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
         if item.startswith(name.encode() + b"="):
@@ -294,11 +323,12 @@ def read_environ(pid: int, name: str) -> str:
 
 
 @pytest.mark.parametrize("nodes", [2, 3])
-def test_single_node_jobs_copy_only_the_launcher(nodes: int) -> None:
+def test_single_node_jobs_copy_only_the_launcher_and_its_watch(nodes: int) -> None:
     single = make_spec()
     multi = replace(single, resources=SlurmResources(time="01:00:00", num_nodes=nodes))
-    assert list(job_side_sources(single)) == ["launcher.py"]
+    assert sorted(job_side_sources(single)) == ["jobwatch.py", "launcher.py"]
     assert sorted(job_side_sources(multi)) == [
+        "jobwatch.py",
         "launcher.py",
         "nodeports.py",
         "nodeprocs.py",

@@ -6,11 +6,12 @@ import re
 import signal
 import socket
 import threading
-import time
+from collections.abc import Callable
 
 import httpx
 import pytest
 from sim_helpers import recording
+from testkit import wait_until
 
 from vec_inf_flows.errors import ServerError
 from vec_inf_flows.sim.process import READY_LINE, SimServer
@@ -44,12 +45,9 @@ def first_index(lines: list[str], marker: str) -> int:
     return next(i for i, line in enumerate(lines) if marker in line)
 
 
-def wait_for(condition: object, timeout: float = 20.0) -> None:
+def wait_for(condition: Callable[[], object], timeout: float = 20.0) -> None:
     """Poll a condition (a callable) until true; fail the test after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
+    wait_until(condition, timeout, "the condition", interval=0.02)
 
 
 def free_port() -> int:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
-import pytest
+from testkit import wait_until
 
 from vec_inf_flows.backends.slurm.backend import RetryPolicy
 
 REPO = Path(__file__).parents[2]
 CTLD_SCRIPT = REPO / "scripts" / "slurm" / "ctld.sh"
 FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.2, max_delay=1.0)
-T = TypeVar("T")
+__all__ = ["CTLD_SCRIPT", "FAST_RETRY", "REPO", "wait_until"]
 
 
 def sleeper_script(seconds: int = 60, *, extra: str = "") -> str:
@@ -24,18 +21,6 @@ def sleeper_script(seconds: int = 60, *, extra: str = "") -> str:
 
 def unique_name(kind: str = "test") -> str:
     return f"{kind}-vec-inf-{uuid.uuid4().hex[:8]}"
-
-
-def wait_until(probe: Callable[[], T | None], timeout: float, what: str) -> T:
-    """Poll ``probe`` until it returns something; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value is not None:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.2)
 
 
 def failing_command(directory: Path, name: str, stderr: str, returncode: int = 1) -> Path:

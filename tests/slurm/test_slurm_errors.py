@@ -72,6 +72,17 @@ def test_recorded_failures(fixture: str, outcome: Outcome, words: str) -> None:
         "sacct: error: Problem talking to the database: Connection refused",
         "sacct: error: slurm_persist_conn_open_without_init: failed to open persistent connection",
         "sbatch: error: Slurm temporarily unable to accept job, sleeping and retrying",
+        # What the commands print while slurmctld restarts or fails over.
+        "squeue: error: slurm_load_jobs error: Unexpected message received",
+        "sbatch: error: Batch job submission failed: Unexpected message received",
+        "scancel: error: Kill job error on job id 12: Unexpected message received",
+        "scontrol: error: Slurm backup controller in standby mode",
+        "squeue: error: slurm_receive_msg: Message receive failure",
+        "sbatch: error: slurm_send_node_msg: Message send failure",
+        "sbatch: error: Batch job submission failed: Process is shutting down and closing all "
+        "communications",
+        "squeue: error: Rate limit exceeded, please retry momentarily",
+        "scontrol: error: Job can not be altered now, try again later for job 12",
     ],
 )
 def test_transient_texts(stderr: str) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from vec_inf_flows.jobs import JobPhase, JobRecord
+from vec_inf_flows.lifecycle.evidence import JobEvidence, ShutdownRecord, StopRecord
 from vec_inf_flows.models import ServerStatus
 from vec_inf_flows.server.http import HealthResult, check_health
 from vec_inf_flows.server.logscan import LogVerdict
@@ -26,6 +27,13 @@ TIME_LIMIT_LOG = LogVerdict(ready=True, time_limit_hit=True, shutdown_seen=True)
 CANCEL_LOG = LogVerdict(ready=True, cancelled=True, shutdown_seen=True)
 NODE_DIED = "node node2 (rank 1): vllm was killed by SIGKILL; stopping the server on every node"
 NODE_DIED_LOG = LogVerdict(ready=True, fatal_line=NODE_DIED, job_failure=NODE_DIED)
+LAPSE = "owner stopped renewing at 2025-05-01 12:00:00 UTC (lease of 300 s lapsed)"
+LAPSED = JobEvidence(stopped=StopRecord("lease", LAPSE))
+IDLE = JobEvidence(stopped=StopRecord("idle", "idle for 30 min (no requests)"))
+SILENT = "not answering /health since 2025-05-01 12:00:00 UTC (grace 60 s)"
+UNRESPONSIVE = JobEvidence(unresponsive=SILENT)
+# A shutdown of a server that had already failed: the marker keeps the reason.
+FAILED_THEN_SHUT = JobEvidence(shutdown=ShutdownRecord(1.0, True, KV_ERROR))
 
 
 def record(
@@ -54,6 +62,7 @@ class Case:
     address: str | None = ADDRESS
     shutdown: bool = False
     engine_exit: int | None = None
+    evidence: JobEvidence | None = None
     status: ServerStatus = ServerStatus.LAUNCHING
     reason: str | None = None  # failed_reason for FAILED, else detail / pending_reason
 
@@ -165,25 +174,124 @@ CASES = [
         status=ServerStatus.FAILED,
         reason=NODE_DIED,
     ),
+    # Being stopped: SHUTDOWN only once no part of the job runs.
     Case(
-        "shutdown requested while running",
+        "cancelled on request, Slurm still runs it",
         RUNNING,
         READY_LOG,
         OK,
         shutdown=True,
-        status=ServerStatus.SHUTDOWN,
-        reason="shutdown requested",
+        status=ServerStatus.STOPPING,
+        reason="shut down on request (Slurm: RUNNING)",
     ),
-    # Ending / ended.
     Case(
         "ending after a requested shutdown",
         record(JobPhase.ENDING, "COMPLETING"),
         READY_LOG,
         shutdown=True,
         engine_exit=143,
-        status=ServerStatus.SHUTDOWN,
-        reason="shut down on request",
+        status=ServerStatus.STOPPING,
+        reason="shut down on request (Slurm: COMPLETING)",
     ),
+    Case(
+        "completing on its own",
+        record(JobPhase.ENDING, "COMPLETING"),
+        TIME_LIMIT_LOG,
+        status=ServerStatus.STOPPING,
+        reason="time limit reached (Slurm: COMPLETING)",
+    ),
+    Case(
+        "lease lapsed, engine stopping",
+        RUNNING,
+        READY_LOG,
+        REFUSED,
+        evidence=LAPSED,
+        status=ServerStatus.STOPPING,
+        reason=f"{LAPSE} (Slurm: RUNNING)",
+    ),
+    Case(
+        "lease lapsed, job ended cleanly",
+        record(JobPhase.COMPLETED),
+        READY_LOG,
+        engine_exit=-15,
+        evidence=LAPSED,
+        status=ServerStatus.SHUTDOWN,
+        reason=LAPSE,
+    ),
+    Case(
+        "lease lapsed, forgotten by Slurm",
+        None,
+        CANCEL_LOG,
+        engine_exit=-15,
+        evidence=LAPSED,
+        status=ServerStatus.SHUTDOWN,
+        reason=LAPSE,
+    ),
+    Case(
+        "idle timeout",
+        record(JobPhase.COMPLETED),
+        READY_LOG,
+        engine_exit=-15,
+        evidence=IDLE,
+        status=ServerStatus.SHUTDOWN,
+        reason="idle for 30 min (no requests)",
+    ),
+    # A READY server that stopped answering /health for the grace period.
+    Case(
+        "not answering after ready",
+        RUNNING,
+        READY_LOG,
+        HealthResult(OK.url, None, "no answer within 3 s"),
+        evidence=UNRESPONSIVE,
+        status=ServerStatus.FAILED,
+        reason=SILENT,
+    ),
+    Case(
+        "answers again: 200 wins",
+        RUNNING,
+        READY_LOG,
+        OK,
+        evidence=UNRESPONSIVE,
+        status=ServerStatus.READY,
+    ),
+    Case(
+        "not answering, then time limit",
+        record(JobPhase.FAILED, "TIMEOUT"),
+        TIME_LIMIT_LOG,
+        evidence=UNRESPONSIVE,
+        status=ServerStatus.FAILED,
+        reason=SILENT,
+    ),
+    # A FAILED server stays FAILED after a shutdown.
+    Case(
+        "failed, then shut down, still running",
+        RUNNING,
+        FATAL_LOG,
+        REFUSED,
+        shutdown=True,
+        evidence=FAILED_THEN_SHUT,
+        status=ServerStatus.FAILED,
+        reason=KV_ERROR,
+    ),
+    Case(
+        "failed, then shut down, cancelled",
+        record(JobPhase.CANCELLED, "CANCELLED by 0"),
+        FATAL_LOG,
+        shutdown=True,
+        evidence=FAILED_THEN_SHUT,
+        status=ServerStatus.FAILED,
+        reason=KV_ERROR,
+    ),
+    Case(
+        "failed, then shut down, forgotten",
+        None,
+        STARTING,
+        shutdown=True,
+        evidence=FAILED_THEN_SHUT,
+        status=ServerStatus.FAILED,
+        reason=KV_ERROR,
+    ),
+    # Ending / ended.
     Case(
         "ending with a fatal line",
         record(JobPhase.ENDING, "COMPLETING"),
@@ -358,6 +466,7 @@ def test_decide(case: Case) -> None:
         case.shutdown,
         case.engine_exit,
         job_dir="/logs/SmolLM2/SmolLM2-135M-Instruct.42",
+        evidence=case.evidence,
     )
     assert response.server_status is case.status
     assert response.job_id == "42" and response.model_name == "SmolLM2-135M-Instruct"
@@ -377,14 +486,23 @@ def test_decide(case: Case) -> None:
     assert "UNAVAILABLE" not in response.model_dump_json()
 
 
-def test_every_outcome_is_one_of_the_five_statuses() -> None:
+def test_every_server_status_is_reached() -> None:
+    """FOREIGN is the client's word for a job that is no server; ``decide`` never says it."""
     outcomes = {
         decide(
-            "1", "m", c.record, c.verdict, c.health, c.address, c.shutdown, c.engine_exit
+            "1",
+            "m",
+            c.record,
+            c.verdict,
+            c.health,
+            c.address,
+            c.shutdown,
+            c.engine_exit,
+            evidence=c.evidence,
         ).server_status
         for c in CASES
     }
-    assert outcomes == set(ServerStatus)
+    assert outcomes == set(ServerStatus) - {ServerStatus.FOREIGN}
 
 
 def test_decide_with_a_real_health_probe_of_a_closed_port() -> None:

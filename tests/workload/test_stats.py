@@ -38,16 +38,30 @@ def test_counts_and_tokens() -> None:
     assert stats.progress().done == 6 and stats.progress().total == 5
 
 
-def test_output_latencies_cover_every_answered_record_of_the_file(tmp_path: Path) -> None:
-    from vec_inf_flows.workload.stats import output_latencies
+def test_the_digest_covers_every_record_of_the_file(tmp_path: Path) -> None:
+    from vec_inf_flows.workload.stats import ErrorGroup, digest_output
 
     output = tmp_path / "out.jsonl"
     lines = [
         {"id": f"r{n}", "line": n, "ok": True, "latency_s": n / 100, "ttft_s": n / 1000}
         for n in range(1, 101)
     ]
-    lines.append({"id": "bad", "line": 101, "ok": False, "error": {"type": "x", "message": "y"}})
+    unauthorized = {"type": "http_error", "message": "Unauthorized", "status": 401}
+    lines += [
+        {"id": f"u{n}", "line": 101 + n, "ok": False, "attempts": 1, "error": unauthorized}
+        for n in range(3)
+    ]
+    lines.append({"id": "t", "line": 110, "ok": False, "attempts": 4, "error": {"type": "timeout"}})
+    invalid = {"type": "invalid_input", "message": "line 111: no messages"}
+    lines.append({"id": "i", "line": 111, "ok": False, "attempts": 0, "error": invalid})
     output.write_text("".join(json.dumps(line) + "\n" for line in lines) + '{"id": "torn"')
-    latency, ttft = output_latencies(output)
+    digest = digest_output(output)
+    latency, ttft = digest.latency_s, digest.ttft_s
+    assert (digest.ok, digest.failed, digest.invalid) == (100, 4, 1)
+    assert digest.errors == [
+        ErrorGroup(reason="HTTP 401: Unauthorized", count=3),
+        ErrorGroup(reason="timeout", count=1),
+        ErrorGroup(reason="invalid_input: line 111: no messages", count=1),
+    ]
     assert (latency.p50, latency.p95, latency.p99) == (0.5, 0.95, 0.99)
     assert ttft.p50 == 0.05 and latency.mean is not None and abs(latency.mean - 0.505) < 1e-9

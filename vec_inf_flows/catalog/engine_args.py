@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 
-from vec_inf_flows.errors import ConfigError
+from vec_inf_flows.errors import ConfigError, quote
 from vec_inf_flows.spec import ArgValue, Engine
 
 EngineArgs = dict[str, ArgValue]
@@ -68,7 +68,7 @@ def parse_engine_args(
         pairs = [(str(key), value) for key, value in source.items()]
     else:
         raise ConfigError(
-            f"Engine arguments must be a 'k=v,...' string or a mapping, not {source!r}."
+            f"Engine arguments must be a 'k=v,...' string or a mapping, not {quote(source)}."
         )
     parsed: EngineArgs = {}
     for raw_flag, raw_value in pairs:
@@ -154,7 +154,7 @@ def _scalar_from_text(text: str) -> object:
 def _normalise(raw_flag: str, raw_value: object, engine: Engine) -> tuple[str, ArgValue]:
     flag = raw_flag.strip()
     if _has_control(flag):
-        raise ConfigError(f"Engine flag {flag!r} contains a newline or NUL.")
+        raise ConfigError(f"Engine flag {quote(flag)} contains a newline or NUL.")
     level = _OPTIMIZATION_LEVEL.match(flag)
     if level is not None or flag == "-O":
         if engine == "sglang":
@@ -162,18 +162,19 @@ def _normalise(raw_flag: str, raw_value: object, engine: Engine) -> tuple[str, A
         suffix = level.group(1) if level is not None else ""
         if suffix:
             if raw_value is not True:
-                raise ConfigError(f"Give the optimization level once: {flag}={raw_value}.")
+                given = f"{flag}={raw_value}"
+                raise ConfigError(f"Give the optimization level once: {quote(given)}.")
             raw_value = int(suffix)
         return "--optimization-level", _value(flag, raw_value)
     flag = _expand_alias(flag, engine)
     if not flag.startswith("--"):
-        raise ConfigError(f"Unknown engine flag {flag!r}: use its long form (--name).")
+        raise ConfigError(f"Unknown engine flag {quote(flag)}: use its long form (--name).")
     name, dot, rest = flag.partition(".")
     flag = name.replace("_", "-") + dot + rest  # vLLM treats dashes and underscores alike
     if flag.startswith("--no-") and isinstance(raw_value, bool):
         flag, raw_value = "--" + flag.removeprefix("--no-"), not raw_value
     if not _LONG_FLAG.match(flag):
-        raise ConfigError(f"Invalid engine flag {raw_flag!r}.")
+        raise ConfigError(f"Invalid engine flag {quote(raw_flag)}.")
     return flag, _value(flag, raw_value)
 
 
@@ -196,12 +197,12 @@ def _value(flag: str, value: object) -> ArgValue:
             try:
                 decoded = json.loads(stripped)
             except ValueError:
-                raise ConfigError(f"Value of {flag} is not valid JSON: {stripped}") from None
+                raise ConfigError(f"Value of {flag} is not valid JSON: {quote(stripped)}") from None
             return _json_value(flag, decoded)
         return value
     if isinstance(value, dict | list):
         return _json_value(flag, value)
-    raise ConfigError(f"Unsupported value for {flag}: {value!r}.")
+    raise ConfigError(f"Unsupported value for {quote(flag)}: {quote(value)}.")
 
 
 def _json_value(flag: str, value: object) -> ArgValue:
@@ -210,7 +211,7 @@ def _json_value(flag: str, value: object) -> ArgValue:
     try:
         round_trip = json.loads(json.dumps(value))
     except (TypeError, ValueError):
-        raise ConfigError(f"Value of {flag} cannot be written as JSON: {value!r}") from None
+        raise ConfigError(f"Value of {flag} cannot be written as JSON: {quote(value)}") from None
     if isinstance(round_trip, dict):
         return dict(round_trip)
     return list(round_trip)

@@ -1,8 +1,9 @@
 """Reading one ``models.yaml``-format file into checked raw sections.
 
 Only the shape is checked here (which keys exist, where); values are validated after merging,
-so a user file may name just the one field it changes. Unknown keys are refused by name: the
-anchor silently ignored typos such as ``mem-per-node``.
+so a user file may name just the one field it changes. Unknown keys are not fatal (another
+tool's file must still load) but never silent: each one becomes a warning naming it, where the
+anchor dropped typos such as ``mem-per-node`` without a word.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from vec_inf_flows.catalog.schema import ENTRY_KEYS, NAME_PATTERN
-from vec_inf_flows.errors import ConfigError
+from vec_inf_flows.catalog.yaml_load import parse_yaml
+from vec_inf_flows.errors import ConfigError, quote
 
 # Keys a ``defaults:`` section may set for every model (see loader.py for precedence).
 SITE_KEYS = frozenset(
@@ -40,26 +40,6 @@ SIZING_KEYS = frozenset({"cpus_per_task", "mem_per_node", "time", "env"})
 DEFAULT_KEYS = SITE_KEYS | SIZING_KEYS
 _TOP_LEVEL_KEYS = ("models", "defaults")
 
-_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _Loader(_BaseLoader):  # type: ignore[misc]
-    """SafeLoader without YAML 1.1 base-60 numbers: ``time: 10:00:00`` stays a string."""
-
-
-def _int_or_text(loader: Any, node: yaml.ScalarNode) -> object:
-    text = loader.construct_scalar(node)
-    return text if ":" in text else yaml.SafeLoader.construct_yaml_int(loader, node)
-
-
-def _float_or_text(loader: Any, node: yaml.ScalarNode) -> object:
-    text = loader.construct_scalar(node)
-    return text if ":" in text else yaml.SafeLoader.construct_yaml_float(loader, node)
-
-
-_Loader.add_constructor("tag:yaml.org,2002:int", _int_or_text)
-_Loader.add_constructor("tag:yaml.org,2002:float", _float_or_text)
-
 
 @dataclass(frozen=True)
 class CatalogFile:
@@ -68,22 +48,11 @@ class CatalogFile:
     label: str  # how errors name the file
     models: dict[str, dict[str, object]] = field(default_factory=dict)
     defaults: dict[str, object] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # what was ignored or read differently: shown as warnings
 
 
-def parse_yaml(text: str, label: str) -> object:
-    try:
-        return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = error.problem or error.context or "invalid YAML"
-        raise ConfigError(f"{label}{line}: {problem}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{label}: invalid YAML: {error}") from None
-
-
-def read_catalog_file(path: str | Path, what: str = "config file") -> CatalogFile:
-    """Read and shape-check a user file; any problem is one ``ConfigError`` line naming it."""
+def read_config_document(path: str | Path, what: str = "config file") -> object:
+    """A config file's YAML document; any problem is one ``ConfigError`` line naming it."""
     label = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -92,7 +61,12 @@ def read_catalog_file(path: str | Path, what: str = "config file") -> CatalogFil
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or str(error)
         raise ConfigError(f"Cannot read {what} {label}: {reason}.") from None
-    return catalog_from_document(parse_yaml(text, label), label)
+    return parse_yaml(text, label)
+
+
+def read_catalog_file(path: str | Path, what: str = "config file") -> CatalogFile:
+    """Read and shape-check a models file."""
+    return catalog_from_document(read_config_document(path, what), str(path))
 
 
 def catalog_from_document(document: object, label: str) -> CatalogFile:
@@ -100,24 +74,47 @@ def catalog_from_document(document: object, label: str) -> CatalogFile:
         return CatalogFile(label)
     if not isinstance(document, dict):
         raise ConfigError(f"{label}: expected a mapping with a 'models:' section.")
+    notes: list[str] = []
     for key in document:
         if key not in _TOP_LEVEL_KEYS:
-            raise ConfigError(
-                f"{label}: unknown top-level key {key!r}{_hint(str(key), _TOP_LEVEL_KEYS)}"
-                " (expected 'models' and optionally 'defaults')."
+            notes.append(
+                f"{label}: unknown top-level key {quote(key)} ignored"
+                f"{_hint(str(key), _TOP_LEVEL_KEYS)} (expected 'models' and 'defaults')."
             )
     models = _mapping(document.get("models"), f"{label}: 'models'")
-    defaults = _mapping(document.get("defaults"), f"{label}: 'defaults'")
-    for key in defaults:
-        if key not in DEFAULT_KEYS:
-            raise ConfigError(
-                f"{label}: defaults: unknown key {key!r}{_hint(str(key), DEFAULT_KEYS)}"
-                f" (allowed: {', '.join(sorted(DEFAULT_KEYS))})."
-            )
+    defaults = _known_keys(
+        _mapping(document.get("defaults"), f"{label}: 'defaults'"),
+        DEFAULT_KEYS,
+        f"{label}: defaults",
+        notes,
+    )
     entries: dict[str, dict[str, object]] = {}
     for name, entry in models.items():
-        entries[_model_name(name, label)] = _entry(str(name), entry, label)
-    return CatalogFile(label, entries, {str(k): v for k, v in defaults.items()})
+        entries[_model_name(name, label)] = _entry(str(name), entry, label, notes)
+    return CatalogFile(label, entries, defaults, tuple(notes))
+
+
+def _known_keys(
+    section: dict[Any, Any], known: frozenset[str], where: str, notes: list[str]
+) -> dict[str, object]:
+    """The keys we understand; others are noted, not fatal, so another tool's file still loads.
+
+    A known key spelt with dashes (vec-inf's own file has ``mem-per-node``, which vec-inf
+    silently dropped) is read as the key it names.
+    """
+    kept: dict[str, object] = {}
+    for key, value in section.items():
+        text = str(key)
+        if text in known:
+            kept[text] = value
+            continue
+        spelled = text.replace("-", "_")
+        if spelled in known and spelled not in section:
+            kept[spelled] = value
+            notes.append(f"{where}: key {quote(text)} read as {spelled!r}.")
+            continue
+        notes.append(f"{where}: unknown key {quote(text)} ignored{_hint(text, known)}.")
+    return kept
 
 
 def _mapping(value: object, where: str) -> dict[Any, Any]:
@@ -132,32 +129,25 @@ def _model_name(name: object, label: str) -> str:
     text = str(name)
     if not isinstance(name, str | int) or not NAME_PATTERN.match(text) or len(text) > 128:
         raise ConfigError(
-            f"{label}: invalid model name {text!r}: use letters, digits, '.', '_' or '-',"
+            f"{label}: invalid model name {quote(text)}: use letters, digits, '.', '_' or '-',"
             " starting with a letter or digit."
         )
     return text
 
 
-def _entry(name: str, entry: object, label: str) -> dict[str, object]:
+def _entry(name: str, entry: object, label: str, notes: list[str]) -> dict[str, object]:
     if entry is None:
         return {}
     if not isinstance(entry, dict):
         raise ConfigError(f"{label}: model '{name}': expected a mapping of settings.")
-    checked: dict[str, object] = {}
-    for key, value in entry.items():
-        key_text = str(key)
-        if key_text == "model_name":  # written by the anchor's ``list --json-mode`` dumps
-            if str(value) != name:
-                raise ConfigError(
-                    f"{label}: model '{name}': model_name {value!r} differs from its key."
-                )
-            continue
-        if key_text not in ENTRY_KEYS:
+    if "model_name" in entry:  # written by the anchor's ``list --json-mode`` dumps
+        value = entry["model_name"]
+        if str(value) != name:
             raise ConfigError(
-                f"{label}: model '{name}': unknown key {key_text!r}{_hint(key_text, ENTRY_KEYS)}."
+                f"{label}: model '{name}': model_name {quote(value)} differs from its key."
             )
-        checked[key_text] = value
-    return checked
+        entry = {key: value for key, value in entry.items() if key != "model_name"}
+    return _known_keys(entry, ENTRY_KEYS, f"{label}: model '{name}'", notes)
 
 
 def _hint(key: str, known: object) -> str:

@@ -1,15 +1,18 @@
-"""The catalog: built-in ``models.yaml`` merged with the user's file, defaults and environment.
+"""The catalog: built-in ``models.yaml`` merged with the user's files, defaults and environment.
 
-Precedence per model, lowest first:
+The files and their order come from ``sources.py``. Precedence per model, lowest first:
 
 1. package defaults (16 CPUs, 64G, 08:00:00, vLLM, ``~/.vec-inf-logs``, ``/model-weights``);
-2. the user's ``defaults:`` sizing (cpus_per_task, mem_per_node, time, env) - only where the
-   built-in entry does not size the model itself;
+2. the files' ``defaults:`` sizing (cpus_per_task, mem_per_node, time, env) - only where the
+   built-in entry does not size the model itself (vec-inf's ``default_args`` count as
+   ``defaults:``);
 3. the built-in entry;
-4. the user's ``defaults:`` site keys (partition, qos, account, paths, venv ...) - these beat the
-   built-in entry, whose a40/m2 values are one site's choices;
+4. the files' ``defaults:`` site keys (partition, qos, account, paths, venv ...) - these beat
+   the built-in entry, whose a40/m2 values are one site's choices;
 5. ``VEC_INF_ACCOUNT``, ``VEC_INF_PARTITION`` ... environment variables;
-6. the user's model entries (``vllm_args`` and ``env`` merged per key; new models added).
+6. the files' model entries (``vllm_args`` and ``env`` merged per key; new models added). An
+   entry that changes GPUs or nodes without naming parallel sizes gets sizes that fit its
+   layout (merge.py), so the guide's 1-GPU entry launches as written.
 
 Launch options come last, in ``resolve``. The built-in file is parsed once per process and
 whole catalogs are cached by (files, mtimes, environment), so ``list`` stays fast.
@@ -20,8 +23,9 @@ from __future__ import annotations
 import difflib
 import functools
 import os
+import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from vec_inf_flows.catalog.files import (
@@ -29,16 +33,18 @@ from vec_inf_flows.catalog.files import (
     SIZING_KEYS,
     CatalogFile,
     catalog_from_document,
-    parse_yaml,
     read_catalog_file,
+    read_config_document,
 )
 from vec_inf_flows.catalog.merge import MergedEntry
 from vec_inf_flows.catalog.schema import ModelConfig, require_model_name
-from vec_inf_flows.errors import ModelNotFoundError
+from vec_inf_flows.catalog.site import SiteRules, site_from_document
+from vec_inf_flows.catalog.sources import ConfigSource, config_sources, file_stamp
+from vec_inf_flows.catalog.yaml_load import parse_yaml
+from vec_inf_flows.errors import ConfigWarning, ModelNotFoundError
 
 BUILTIN_PATH = Path(__file__).with_name("models.yaml")
 BUILTIN_LABEL = "built-in models.yaml"
-USER_CONFIG_ENV = "VEC_INF_CONFIG"
 PACKAGE_DEFAULTS: dict[str, object] = {
     "num_nodes": 1,
     "cpus_per_task": 16,
@@ -66,6 +72,11 @@ class Catalog:
     entries: Mapping[str, MergedEntry]  # merged raw values and their origins
     template: MergedEntry  # defaults only: the base of a custom (unlisted) model
     files: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # what the files held that was ignored (warned about)
+    rules: SiteRules = field(
+        default_factory=SiteRules
+    )  # limits and required fields from environment.yaml
+    sources: tuple[tuple[str, tuple[int, int]], ...] = ()  # every file read, with its stamp
 
     def names(self) -> list[str]:
         return sorted(self.models)
@@ -94,34 +105,43 @@ class Catalog:
 def load_catalog(
     extra_files: Sequence[str | Path] = (), environ: Mapping[str, str] | None = None
 ) -> Catalog:
-    """The merged catalog: built-in, then ``$VEC_INF_CONFIG``, then ``extra_files`` in order."""
+    """The merged catalog: built-in, then the config files ``sources.py`` lists, in order."""
     env = os.environ if environ is None else environ
-    files: list[str] = []
-    if env.get(USER_CONFIG_ENV, "").strip():
-        files.append(env[USER_CONFIG_ENV].strip())
-    files.extend(str(path) for path in extra_files)
-    stamps = tuple((path, _stamp(path)) for path in files)
+    sources = config_sources(env, extra_files)
+    stamps = tuple((source, file_stamp(source.path)) for source in sources)
     env_values = tuple((name, env.get(name, "")) for name in sorted(ENV_DEFAULTS))
     return _cached_catalog(stamps, env_values)
 
 
-def _stamp(path: str) -> tuple[int, int]:
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return (-1, -1)  # read_catalog_file reports it
-    return (stat.st_mtime_ns, stat.st_size)
-
-
 @functools.lru_cache(maxsize=16)
 def _cached_catalog(
-    stamps: tuple[tuple[str, tuple[int, int]], ...], env_values: tuple[tuple[str, str], ...]
+    stamps: tuple[tuple[ConfigSource, tuple[int, int]], ...],
+    env_values: tuple[tuple[str, str], ...],
 ) -> Catalog:
-    user_files = [
-        read_catalog_file(path, "VEC_INF_CONFIG file" if index == 0 else "config file")
-        for index, (path, _) in enumerate(stamps)
-    ]
-    return build_catalog(builtin_catalog(), user_files, dict(env_values))
+    layers: list[CatalogFile] = []
+    rules = SiteRules()
+    read: list[str] = []
+    for source, _ in stamps:
+        read.append(source.path)
+        if source.kind == "models":
+            layers.append(read_catalog_file(source.path, source.what))
+            continue
+        site = site_from_document(read_config_document(source.path, source.what), source.path)
+        rules = rules.merged(site.rules)
+        layers.append(CatalogFile(site.label, {}, site.defaults, site.notes))
+        for path in site.model_files:  # vec-inf's site-wide models file, when it exists
+            read.append(path)
+            if os.path.exists(path):
+                layers.append(read_catalog_file(path, f"{source.path}: cached_model_config_path"))
+    catalog = build_catalog(builtin_catalog(), layers, dict(env_values), rules)
+    sources = tuple((path, file_stamp(path)) for path in read)
+    warn_notes(catalog.notes)
+    return replace(catalog, sources=sources)
+
+
+def warn_notes(notes: Sequence[str]) -> None:
+    for note in notes:
+        warnings.warn(note, ConfigWarning, stacklevel=2)
 
 
 @functools.lru_cache(maxsize=1)
@@ -131,7 +151,10 @@ def builtin_catalog() -> CatalogFile:
 
 
 def build_catalog(
-    builtin: CatalogFile, user_files: Sequence[CatalogFile], environ: Mapping[str, str]
+    builtin: CatalogFile,
+    user_files: Sequence[CatalogFile],
+    environ: Mapping[str, str],
+    rules: SiteRules | None = None,
 ) -> Catalog:
     """Merge the layers (see the module docstring) and validate every model."""
     env_layer = {
@@ -146,7 +169,9 @@ def build_catalog(
     models = {name: entry.validate(name) for name, entry in entries.items()}
     template = _merge(None, builtin, user_files, env_layer)
     _check_defaults(template)
-    return Catalog(models, entries, template, tuple(user.label for user in user_files))
+    labels = tuple(user.label for user in user_files)
+    notes = tuple(note for user in (builtin, *user_files) for note in user.notes)
+    return Catalog(models, entries, template, labels, notes, rules or SiteRules())
 
 
 def _check_defaults(template: MergedEntry) -> None:
@@ -173,8 +198,8 @@ def _merge(
     entry.apply(builtin_entry, builtin.label, model=name)
     for user in user_files:
         entry.apply(user.defaults, f"{user.label}: defaults", only=SITE_KEYS)
-    for variable, (field, value) in env_layer.items():
-        entry.apply({field: value}, variable)
+    for variable, (key, value) in env_layer.items():
+        entry.apply({key: value}, variable)
     if name is not None:
         for user in user_files:
             if name in user.models:

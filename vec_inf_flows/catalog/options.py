@@ -1,57 +1,67 @@
-"""``LaunchOptions``: per-launch overrides, named as the anchor named them.
+"""``LaunchOptions``: per-launch overrides, and how layers of them combine.
 
-Values here are only typed, not validated: ``resolve`` lays them over the catalog entry and
-validates the merged result, so a bad ``--time`` is reported exactly like a bad file value.
+The fields, their types and descriptions come from ``option_declaration.LaunchOptionFields``;
+this module adds validation of the types (values themselves are checked after merging, in
+``resolve``, so a bad ``--time`` is reported exactly like a bad file value) and the one place
+where layers of options meet: ``merge_options``. The whole precedence, lowest first, is
+catalog < user file (both in ``load_catalog``) < cluster block < server block < call.
+The server's API key is not a launch option: it is a secret and travels on its own.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict
 
-from vec_inf_flows.errors import ConfigError
+from vec_inf_flows.catalog.engine_args import parse_engine_args
+from vec_inf_flows.catalog.option_declaration import LaunchOptionFields
+from vec_inf_flows.errors import ConfigError, quote
+from vec_inf_flows.spec import Engine
 
 _ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.DOTALL)
+_ENGINE_ARG_FIELDS: dict[str, Engine] = {"vllm_args": "vllm", "sglang_args": "sglang"}
 
 
-class LaunchOptions(BaseModel):
+class LaunchOptions(LaunchOptionFields, BaseModel):
     """Everything a user may override for one launch; ``None`` means "keep the catalog's"."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model_family: str | None = None
-    model_variant: str | None = None
-    model_type: str | None = None  # only used for a model that is not in the catalog
-    vocab_size: int | None = None
-    partition: str | None = None
-    qos: str | None = None
-    account: str | None = None
-    time: str | None = None
-    num_nodes: int | None = None
-    multi_node_mode: str | None = None  # "native" or "ray" (several nodes only)
-    gpus_per_node: int | None = None
-    cpus_per_task: int | None = None
-    mem_per_node: str | None = None
-    resource_type: str | None = None
-    exclude: str | None = None
-    nodelist: str | None = None
-    work_dir: str | None = None
-    log_dir: str | None = None
-    model_weights_parent_dir: str | None = None
-    bind: str | None = None  # appended to the catalog's binds
-    env: str | dict[str, str] | None = None  # "K=V,K2=V2" (or env-file paths), merged per name
-    venv: str | None = None
-    engine: str | None = None
-    vllm_args: str | dict[str, Any] | None = None
-    sglang_args: str | dict[str, Any] | None = None
-    api_key: SecretStr | None = None
-    container_image: str | None = None
-    hf_model: str | None = None
-    python: str | None = None
-    data_type: str | None = None
+    def set_values(self) -> dict[str, Any]:
+        """The options that are set, as keyword arguments (``VecInfClient.launch`` takes them)."""
+        return self.model_dump(exclude_none=True)
+
+
+OptionsLayer = LaunchOptions | Mapping[str, Any] | None
+
+
+def merge_options(*layers: OptionsLayer) -> LaunchOptions:
+    """Lay option layers over each other, lowest first: a later value replaces an earlier one,
+    except ``env`` (merged per variable) and engine arguments (merged per flag)."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        if layer is None:
+            continue
+        values = (
+            layer.set_values()
+            if isinstance(layer, LaunchOptions)
+            else LaunchOptions.model_validate(layer).set_values()
+        )
+        for name, value in values.items():
+            if name == "env":
+                value = {**parse_env_option(merged.get("env")), **parse_env_option(value)}
+            elif name in _ENGINE_ARG_FIELDS and name in merged:
+                engine = _ENGINE_ARG_FIELDS[name]
+                value = {
+                    **parse_engine_args(merged[name], engine),
+                    **parse_engine_args(value, engine),
+                }
+            merged[name] = value
+    return LaunchOptions.model_validate(merged)
 
 
 def parse_env_option(value: str | dict[str, str] | None) -> dict[str, str]:
@@ -79,7 +89,9 @@ def parse_env_option(value: str | dict[str, str] | None) -> dict[str, str]:
             pending[1] = f"{pending[1]},{item}"
             parsed[pending[0]] = pending[1]
         else:
-            raise ConfigError(f"--env: {item!r} is neither NAME=VALUE nor an existing env file.")
+            raise ConfigError(
+                f"--env: {quote(item)} is neither NAME=VALUE nor an existing env file."
+            )
     return parsed
 
 

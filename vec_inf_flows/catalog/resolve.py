@@ -14,13 +14,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
+from pydantic import SecretStr
+
+from vec_inf_flows.catalog.checks import check_gpu_count, check_site_rules, check_weights
 from vec_inf_flows.catalog.engine_args import split_top_level
 from vec_inf_flows.catalog.loader import Catalog, load_catalog
 from vec_inf_flows.catalog.merge import MergedEntry
 from vec_inf_flows.catalog.multinode import select_multi_node_mode
 from vec_inf_flows.catalog.options import LaunchOptions, parse_env_option
 from vec_inf_flows.catalog.schema import ENGINES, ModelConfig, require_model_name
-from vec_inf_flows.errors import ConfigError, ModelNotFoundError
+from vec_inf_flows.catalog.site import SiteRules
+from vec_inf_flows.errors import ConfigError, ModelNotFoundError, quote
 from vec_inf_flows.spec import (
     ArgValue,
     ContainerRuntime,
@@ -34,40 +38,29 @@ OPTIONS_SOURCE = "launch options"
 API_KEY_VARIABLE = "VEC_INF_API_KEY"
 CONTAINER_RUNTIMES: tuple[ContainerRuntime, ...] = ("apptainer", "singularity")
 _SECRET_NAME = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
-# Option fields copied as they are onto the model's settings.
-_PLAIN_FIELDS = (
-    "model_family",
-    "model_variant",
-    "partition",
-    "qos",
-    "account",
-    "time",
-    "num_nodes",
-    "multi_node_mode",
-    "gpus_per_node",
-    "cpus_per_task",
-    "mem_per_node",
-    "resource_type",
-    "exclude",
-    "nodelist",
-    "work_dir",
-    "log_dir",
-    "model_weights_parent_dir",
-    "venv",
-    "container_image",
-    "hf_model",
-    "python",
-    "data_type",
+# Options with their own rules, and options about the launch itself (a config file to read,
+# checks to harden); every other option is copied as it is onto the model's settings.
+_SPECIAL_FIELDS = frozenset(
+    {"engine", "model_type", "vocab_size", "bind", "env", "vllm_args", "sglang_args"}
+    | {"config", "strict"}
 )
+_PLAIN_FIELDS = tuple(name for name in LaunchOptions.model_fields if name not in _SPECIAL_FIELDS)
 
 
 def resolve(
-    model_name: str, options: LaunchOptions | None = None, catalog: Catalog | None = None
+    model_name: str,
+    options: LaunchOptions | None = None,
+    catalog: Catalog | None = None,
+    api_key: SecretStr | str | None = None,
 ) -> LaunchSpec:
-    """The launch spec for one server: catalog entry, then options, validated after merging."""
+    """The launch spec for one server: catalog entry, then options, validated after merging.
+
+    ``api_key`` is the key the server will require (kept in the spec's secrets only).
+    """
     require_model_name(model_name)
     options = options or LaunchOptions()
-    catalog = catalog if catalog is not None else load_catalog()
+    if catalog is None:
+        catalog = load_catalog(extra_files=[options.config] if options.config else [])
     entry = _base_entry(model_name, options, catalog)
     engine = select_engine(cast(Engine, entry.values.get("engine", "vllm")), options)
     entry.apply(_options_layer(options, engine, entry), OPTIONS_SOURCE, model=model_name)
@@ -76,7 +69,7 @@ def resolve(
         # The simulator runs from this interpreter; a model's engine venv (the real vLLM's)
         # is not needed and may not exist on a machine that only runs the simulator.
         config = config.model_copy(update={"venv": None})
-    return build_spec(config, options)
+    return build_spec(config, options, catalog.rules, api_key)
 
 
 def resolve_batch(
@@ -91,6 +84,8 @@ def resolve_batch(
     if not model_names:
         raise ConfigError("Batch launch needs at least one model name.")
     extra = [batch_config_path] if batch_config_path is not None else []
+    if options is not None and options.config:
+        extra.insert(0, options.config)
     catalog = load_catalog(extra_files=extra)
     specs = [resolve(name, options, catalog) for name in model_names]
     for spec in specs:
@@ -109,7 +104,9 @@ def select_engine(configured: Engine, options: LaunchOptions) -> Engine:
     """The anchor's rules without its crashes; ``sim`` takes vLLM's arguments."""
     requested = options.engine.strip().lower() if options.engine is not None else None
     if requested is not None and requested not in ENGINES:
-        raise ConfigError(f"Unknown engine {options.engine!r}: choose one of {', '.join(ENGINES)}.")
+        raise ConfigError(
+            f"Unknown engine {quote(options.engine)}: choose one of {', '.join(ENGINES)}."
+        )
     if options.vllm_args is not None and options.sglang_args is not None:
         raise ConfigError("Give engine arguments for one engine: vllm_args or sglang_args.")
     given: str | None = None
@@ -134,18 +131,27 @@ def args_family(engine: Engine) -> str:
     return "sglang" if engine == "sglang" else "vllm"
 
 
-def build_spec(config: ModelConfig, options: LaunchOptions) -> LaunchSpec:
+def build_spec(
+    config: ModelConfig,
+    options: LaunchOptions,
+    rules: SiteRules | None = None,
+    api_key: SecretStr | str | None = None,
+) -> LaunchSpec:
     engine = config.engine
     args: dict[str, ArgValue] = dict(config.sglang_args if engine == "sglang" else config.vllm_args)
     if config.data_type and config.data_type != "auto":
         args.setdefault("--dtype", config.data_type)
+    check_gpu_count(config)
     check_parallel_layout(config, args)
+    check_site_rules(config, rules or SiteRules())
     multi_node_mode = select_multi_node_mode(config, args)
     model_path = _model_path(config)
+    check_weights(config, model_path, strict=bool(options.strict))
     env, secret_env = split_secrets(config.env)
-    if options.api_key is not None:
+    if api_key is not None:
+        key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         secret_env = [(n, v) for n, v in secret_env if n != API_KEY_VARIABLE]
-        secret_env.append((API_KEY_VARIABLE, options.api_key.get_secret_value()))
+        secret_env.append((API_KEY_VARIABLE, key))
     venv, container = _environment(config, model_path)
     return LaunchSpec(
         model_name=config.model_name,
@@ -277,13 +283,13 @@ def _environment(config: ModelConfig, model_path: str) -> tuple[str | None, Cont
 
 def _positive_int(value: ArgValue, flag: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ConfigError(f"{flag} must be a positive integer, not {value!r}.")
+        raise ConfigError(f"{flag} must be a positive integer, not {quote(value)}.")
     try:
         number = int(value)
     except ValueError:
-        raise ConfigError(f"{flag} must be a positive integer, not {value!r}.") from None
+        raise ConfigError(f"{flag} must be a positive integer, not {quote(value)}.") from None
     if number < 1:
-        raise ConfigError(f"{flag} must be a positive integer, not {value!r}.")
+        raise ConfigError(f"{flag} must be a positive integer, not {quote(value)}.")
     return number
 
 

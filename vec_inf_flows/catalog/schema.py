@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from vec_inf_flows.catalog.engine_args import parse_engine_args
-from vec_inf_flows.errors import ConfigError
+from vec_inf_flows.errors import ConfigError, quote
 from vec_inf_flows.spec import Engine, MultiNodeMode
 
 ENGINES: tuple[Engine, ...] = ("vllm", "sglang", "sim")
@@ -52,7 +52,7 @@ def require_model_name(name: str) -> None:
     try:
         _check_name(name)
     except ValueError as error:
-        raise ConfigError(f"Invalid model name {name!r}: {error}.") from None
+        raise ConfigError(f"Invalid model name {quote(name)}: {error}.") from None
 
 
 def _check_slurm_name(value: str) -> str:
@@ -106,7 +106,7 @@ def _env_mapping(value: object) -> object:
     for key, raw in value.items():
         name = str(key)
         if not _ENV_NAME.match(name):
-            raise ValueError(f"invalid variable name {name!r}")
+            raise ValueError(f"invalid variable name {quote(name)}")
         text = ("true" if raw else "false") if isinstance(raw, bool) else str(raw)
         if _has_control(text):
             raise ValueError(f"value of {name} contains a newline or NUL")
@@ -190,7 +190,8 @@ def describe_validation_error(error: ValidationError) -> str:
     """The first problem as ``field 'value': reason`` (plus a count of the others)."""
     problems = error.errors(include_url=False)
     first = problems[0]
-    location = ".".join(str(part) for part in first["loc"] if part != "[key]")
+    parts = [str(part) for part in first["loc"] if part != "[key]"]
+    location = ".".join(part if len(part) <= 60 else quote(part) for part in parts)
     reason = str(first["msg"]).removeprefix("Value error, ")
     value = first.get("input")
     if first["type"] == "missing":
@@ -198,6 +199,6 @@ def describe_validation_error(error: ValidationError) -> str:
     elif isinstance(value, dict | list) or value is None:
         detail = f"{location}: {reason}"
     else:
-        detail = f"{location} {str(value)!r}: {reason}"
+        detail = f"{location} {quote(value)}: {reason}"
     more = len(problems) - 1
     return detail + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")

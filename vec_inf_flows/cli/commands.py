@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vec_inf_flows.cli import render
-from vec_inf_flows.client import VecInfClient
-from vec_inf_flows.models import MetricsResponse, StatusResponse
+from vec_inf_flows.cli import render, replicas
+from vec_inf_flows.cli.clients import client_for
+from vec_inf_flows.compat import shapes
+from vec_inf_flows.server_status import StatusResponse
+
+if TYPE_CHECKING:
+    from vec_inf_flows.client import VecInfClient
 
 Overrides = Callable[[argparse.Namespace], dict[str, Any]]
 
@@ -37,8 +40,6 @@ class LazyConsole:
 def dispatch(args: argparse.Namespace, overrides: Overrides) -> int:
     # In --json-mode stdout carries only JSON; progress and notes go to stderr.
     console = LazyConsole(stderr=bool(getattr(args, "json_mode", False)))
-    if getattr(args, "backend", None):
-        os.environ["VEC_INF_BACKEND"] = args.backend  # flows and tasks build clients too
     if args.command == "run":
         from vec_inf_flows.cli.run import run_command
 
@@ -51,17 +52,29 @@ def dispatch(args: argparse.Namespace, overrides: Overrides) -> int:
     return handler(args, overrides, console)
 
 
+_client = client_for
+
+
 def _launch(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
-    client = VecInfClient()
-    response = client.launch(args.model_name, **overrides(args))
+    if getattr(args, "replicas", None) is not None:
+        return replicas.launch(args, overrides, console)
+    from vec_inf_flows.cli.watch import launch_controls, wait_holding_lease
+
+    client = _client(args)
+    controls = launch_controls(args)
+    options = overrides(args)
+    options.update({key: getattr(args, key) for key in ("config", "strict") if getattr(args, key)})
+    response = client.launch(args.model_name, **controls, **options)
     if args.json_mode:
-        render.print_json(console, response.model_dump())
+        render.print_json(console, shapes.launch_json(response))
     else:
-        console.print(render.launch_table(response))
+        render.show(render.launch_table(response))
     if args.wait:
-        _print_status(
-            console, _wait_showing(client, response.job_id, args, console), args.json_mode
+        job_id, lapse = response.job_id, controls["lease"].lapse_after
+        ready = wait_holding_lease(
+            client, job_id, lapse, lambda: _wait_showing(client, job_id, args, console)
         )
+        _print_status(console, ready, args.json_mode)
     return 0
 
 
@@ -86,83 +99,57 @@ def _wait_showing(
 
 
 def _batch_launch(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
-    response = VecInfClient().batch_launch(args.model_names, args.batch_config)
+    shared = {key: getattr(args, key) for key in ("account", "work_dir") if getattr(args, key)}
+    response = _client(args).batch_launch(args.model_names, args.batch_config, options=shared)
     if args.json_mode:
-        render.print_json(console, response.model_dump())
+        render.print_json(console, shapes.batch_json(response))
     else:
-        console.print(render.batch_table(response))
+        render.show(render.batch_table(response))
     return 0
 
 
 def _print_status(console: LazyConsole, status: StatusResponse, json_mode: bool) -> None:
     if json_mode:
-        render.print_json(console, status.model_dump(mode="json"))
+        render.print_json(console, shapes.status_json(status))
     else:
-        console.print(render.status_table(status))
+        render.show(render.status_table(status))
 
 
 def _status(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
-    client = VecInfClient()
+    if replicas.has_group_ids(args.job_ids):
+        return replicas.status(_client(args), args.job_ids, args.json_mode, console)
+    client = _client(args)
     if len(args.job_ids) == 1:
         _print_status(console, client.status(args.job_ids[0]), args.json_mode)
         return 0
     statuses = client.statuses(args.job_ids or None)
     if args.json_mode:
-        render.print_json(console, [status.model_dump(mode="json") for status in statuses])
+        render.print_json(console, shapes.status_list_json(statuses))
     elif not statuses:
         console.print("No vec-inf-flows servers found.")
     else:
-        console.print(render.status_list_table(statuses))
+        render.show(render.status_list_table(statuses))
     return 0
 
 
 def _metrics(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
-    from vec_inf_flows.server.metrics import metrics_rows
+    from vec_inf_flows.cli.metrics import metrics_command
 
-    client = VecInfClient()
-    current = client.metrics(args.job_id)
-    if args.once:
-        _print_metrics(console, current, args.json_mode)
-        return 0
-    if args.json_mode:  # one JSON object per line, for machines that follow along
-        try:
-            while True:
-                _print_metrics(console, current, True)
-                time.sleep(args.interval)
-                current = client.metrics(args.job_id, previous=current)
-        except KeyboardInterrupt:
-            return 0
-    from rich.live import Live
-
-    title = f"Metric ({current.model_name}, job {current.job_id})"
-    table = render.metrics_table(metrics_rows(current.metrics), title)
-    with Live(table, console=console.real) as live:
-        try:
-            while True:
-                time.sleep(args.interval)
-                current = client.metrics(args.job_id, previous=current)
-                live.update(render.metrics_table(metrics_rows(current.metrics), title))
-        except KeyboardInterrupt:
-            pass
-    return 0
+    return metrics_command(args, console)
 
 
-def _print_metrics(console: LazyConsole, response: MetricsResponse, json_mode: bool) -> None:
-    from vec_inf_flows.server.metrics import metrics_rows
+def _cleanup(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
+    from vec_inf_flows.cli.cleanup import cleanup_command
 
-    if json_mode:
-        print(
-            response.model_dump_json(include={"job_id", "model_name", "base_url", "timestamp"})[:-1]
-            + ',"metrics":'
-            + response.metrics.model_dump_json()
-            + "}"
-        )
-    else:
-        console.print(render.metrics_table(metrics_rows(response.metrics)))
+    return cleanup_command(args, console)
 
 
 def _shutdown(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
-    ids = VecInfClient().shutdown(args.job_ids)
+    if replicas.has_group_ids(args.job_ids):
+        return replicas.shutdown(_client(args), args.job_ids, args.json_mode, console)
+    ids = _client(args).shutdown(
+        args.job_ids, force=args.force, wait=args.wait, timeout=args.timeout
+    )
     if args.json_mode:
         render.print_json(console, {"shutdown": ids})
     else:
@@ -172,25 +159,15 @@ def _shutdown(args: argparse.Namespace, overrides: Overrides, console: LazyConso
 
 
 def _list(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
-    client = VecInfClient()
-    if args.model_name:
-        dumped = client.model_config(args.model_name)
-        if args.json_mode:
-            render.print_json(console, {"model_name": args.model_name, **dumped})
-        else:
-            rows = render.model_config_rows(args.model_name, dumped)
-            console.print(render.key_value_table("Model Config", rows))
-        return 0
-    models = client.list_models()
-    if args.json_mode:
-        render.print_json(console, [info.name for info in models])
-    else:
-        console.print(render.models_table(models))
-    return 0
+    from vec_inf_flows.cli.listing import list_command
+
+    return list_command(args, console)
 
 
 def _wait(args: argparse.Namespace, overrides: Overrides, console: LazyConsole) -> int:
-    status = _wait_showing(VecInfClient(), args.job_id, args, console)
+    if replicas.has_group_ids([args.job_id]):
+        return replicas.wait(_client(args), args, console)
+    status = _wait_showing(_client(args), args.job_id, args, console)
     _print_status(console, status, args.json_mode)
     return 0
 
@@ -218,7 +195,7 @@ def _engine(args: argparse.Namespace, overrides: Overrides, console: LazyConsole
         rows = [
             (key, ", ".join(v) if isinstance(v, list) else str(v)) for key, v in described.items()
         ]
-        console.print(render.key_value_table("CPU engine", rows))
+        render.show(render.key_value_table("CPU engine", rows))
     return 0 if described["ready"] else 1
 
 
@@ -230,5 +207,6 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, Overrides, LazyConsole], int]
     "shutdown": _shutdown,
     "list": _list,
     "wait": _wait,
+    "cleanup": _cleanup,
     "engine": _engine,
 }

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +38,6 @@ def run_demo(args: argparse.Namespace, console: Any) -> int:
     from vec_inf_flows.backends.select import backend_name
 
     backend = backend_name(args.backend)
-    os.environ["VEC_INF_BACKEND"] = backend  # the flow's tasks build their clients from it
     if args.engine == "vllm":
         from vec_inf_flows.engines.cpu import CpuEngine
 
@@ -56,14 +54,19 @@ def run_demo(args: argparse.Namespace, console: Any) -> int:
         "dataset": str(PROMPTS),
         "output": str(output),
         "ready_timeout": args.ready_timeout,
-        "launch_options": {"engine": args.engine, "time": "00:30:00"},
+        "engine": args.engine,
+        "launch_options": {"time": "00:30:00"},
     }
-    from vec_inf_flows.cli.run import load_flow
+    from vec_inf_flows.cli.prefect_server import api_for_run
+    from vec_inf_flows.cli.run import cluster_for_backend, load_flow
+
+    params["cluster"] = cluster_for_backend(backend, None)  # the tasks' client comes from it
     from vec_inf_flows.cli.run_report import report, run_with_progress
 
     flow_fn = load_flow("serve-and-run")
-    state, run_id = run_with_progress(flow_fn, params, console)
-    code = report(console, "serve-and-run", state, run_id, args.json_mode)
+    with api_for_run(console):  # without a configured server: one that dies with this process
+        state, run_id = run_with_progress(flow_fn, params, console)
+        code = report(console, "serve-and-run", state, run_id, args.json_mode)
     if output.exists() and not args.json_mode:
         console.print(answers_table(output))
     return code

@@ -1,6 +1,6 @@
-"""Rich tables laid out like the vec-inf user guide's, and JSON for ``--json-mode``.
+"""Tables laid out like the vec-inf user guide's, and JSON for ``--json-mode``.
 
-rich is imported when a table is built, so ``--json-mode`` never pays for it.
+The tables are ``BoxTable``s (drawn like rich's, without importing it): ``show`` prints one.
 """
 
 from __future__ import annotations
@@ -9,16 +9,17 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from vec_inf_flows.cli.boxtable import BoxTable, Cell, show
+from vec_inf_flows.server_status import ServerStatus, StatusResponse
+
 if TYPE_CHECKING:
-    from rich.table import Table
+    from vec_inf_flows.models import BatchLaunchResponse, LaunchResponse
 
+from vec_inf_flows.presentation import Table as Rows
+from vec_inf_flows.presentation import compact, engine_arg_rows, launch_rows
 
-from vec_inf_flows.models import (
-    BatchLaunchResponse,
-    LaunchResponse,
-    ServerStatus,
-    StatusResponse,
-)
+Table = BoxTable
+__all__ = ["Table", "show"]
 
 _STATUS_STYLE = {
     ServerStatus.READY: "green",
@@ -26,6 +27,8 @@ _STATUS_STYLE = {
     ServerStatus.PENDING: "cyan",
     ServerStatus.FAILED: "red",
     ServerStatus.SHUTDOWN: "dim",
+    ServerStatus.STOPPING: "yellow",
+    ServerStatus.FOREIGN: "magenta",
 }
 
 _TYPE_STYLE = {
@@ -33,6 +36,8 @@ _TYPE_STYLE = {
     "VLM": "bright_blue",
     "Text_Embedding": "purple",
     "Reward_Modeling": "magenta",
+    "OCR": "green",
+    "Audio": "yellow",
 }
 
 
@@ -41,89 +46,21 @@ def print_json(console: Any, payload: Any) -> None:
     print(json.dumps(payload, default=str), flush=True)
 
 
-def new_table(**options: Any) -> Table:
-    from rich.table import Table
-
-    return Table(show_header=True, header_style="bold", **options)
-
-
-def key_value_table(title: str, rows: Iterable[tuple[str, str]]) -> Table:
-    table = new_table()
-    table.add_column(title, style="bold")
-    table.add_column("Value")
+def key_value_table(title: str, rows: Iterable[tuple[str, Cell]]) -> Table:
+    table = BoxTable([title, "Value"])
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row((key, "bold"), value)
     return table
 
 
-def _engine_label(engine: str) -> str:
-    return {"vllm": "vLLM", "sglang": "SGLang", "sim": "Simulator (vLLM interface)"}.get(
-        engine, engine
-    )
-
-
-def _engine_arg_rows(
-    engine: str, args: Mapping[str, Any], indent: str = "  "
-) -> list[tuple[str, str]]:
-    if not args:
-        return []
-    title = {"sglang": "SGLang Arguments:"}.get(engine, "vLLM Arguments:")
-    rows = [(title, "")]
-    for flag, value in args.items():
-        shown = "" if value is True else ("false" if value is False else _compact(value))
-        rows.append((f"{indent}{flag}:", shown))
-    return rows
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value) if isinstance(value, dict | list) else str(value)
-
-
-def launch_rows(response: LaunchResponse) -> list[tuple[str, str]]:
-    config = response.config
-    resources: Mapping[str, Any] = config.get("resources", {})
-    rows = [
-        ("Slurm Job ID", response.job_id),
-        ("Job Name", response.job_name),
-        ("Model Name", response.model_name),
-        ("Model Type", str(config.get("model_type", ""))),
-        ("Vocabulary Size", str(config.get("vocab_size", ""))),
-    ]
-    optional = [
-        ("Account", resources.get("account")),
-        ("Working Directory", resources.get("work_dir")),
-        ("Partition", resources.get("partition")),
-        ("QoS", resources.get("qos")),
-        ("Resource Type", resources.get("resource_type")),
-    ]
-    rows += [(key, str(value)) for key, value in optional if value]
-    rows += [
-        ("Time Limit", str(resources.get("time", ""))),
-        ("Num Nodes", str(resources.get("num_nodes", ""))),
-    ]
-    if int(resources.get("num_nodes") or 1) > 1:
-        rows.append(("Multi-Node Mode", str(config.get("multi_node_mode", ""))))
-    rows += [
-        ("GPUs/Node", str(resources.get("gpus_per_node", ""))),
-        ("CPUs/Task", str(resources.get("cpus_per_task", ""))),
-        ("Memory/Node", str(resources.get("mem_per_node") or "default")),
-    ]
-    if config.get("venv"):
-        rows.append(("Virtual Environment", str(config["venv"])))
-    container = config.get("container")
-    if container:
-        rows.append(("Container", f"{container.get('runtime')} {container.get('image')}"))
-    rows += [
-        ("Model Weights Directory", str(config.get("model_path", ""))),
-        ("Log Directory", response.job_dir),
-        ("Inference Engine", _engine_label(str(config.get("engine", "")))),
-    ]
-    rows += _engine_arg_rows(str(config.get("engine", "")), config.get("engine_args", {}))
-    env = {**config.get("env", {}), **config.get("secret_env", {})}
-    if env:
-        rows.append(("Environment:", ""))
-        rows += [(f"  {name}:", str(value)) for name, value in env.items()]
-    return rows
+def terminal_table(rows: Rows) -> Table:
+    """A presentation table (the same rows the artifacts and the README show) for the terminal."""
+    if len(rows.columns) == 2 and rows.columns[0] == rows.title:
+        return key_value_table(rows.title, [(key, value) for key, value in rows.rows])
+    table = BoxTable(list(rows.columns))
+    for row in rows.rows:
+        table.add_row(*row)
+    return table
 
 
 def launch_table(response: LaunchResponse) -> Table:
@@ -153,11 +90,11 @@ def batch_table(response: BatchLaunchResponse) -> Table:
 
 
 def status_table(status: StatusResponse) -> Table:
-    style = _STATUS_STYLE.get(status.server_status, "")
-    rows = [
+    state = status.server_status
+    rows: list[tuple[str, Cell]] = [
         ("Job ID", status.job_id),
         ("Model Name", status.model_name),
-        ("Model Status", f"[{style}]{status.server_status.value}[/]"),
+        ("Model Status", (state.value, _STATUS_STYLE.get(state, ""))),
     ]
     if status.pending_reason:
         rows.append(("Pending Reason", status.pending_reason))
@@ -172,15 +109,13 @@ def status_table(status: StatusResponse) -> Table:
 
 
 def status_list_table(statuses: Sequence[StatusResponse]) -> Table:
-    table = new_table()
-    for column in ("Job ID", "Model Name", "Status", "Base URL", "Reason"):
-        table.add_column(column)
+    table = BoxTable(["Job ID", "Model Name", "Status", "Base URL", "Reason"])
     for status in statuses:
         style = _STATUS_STYLE.get(status.server_status, "")
         table.add_row(
             status.job_id,
             status.model_name,
-            f"[{style}]{status.server_status.value}[/]",
+            (status.server_status.value, style),
             status.base_url or "UNAVAILABLE",
             status.pending_reason or status.failed_reason or status.detail or "",
         )
@@ -188,13 +123,10 @@ def status_list_table(statuses: Sequence[StatusResponse]) -> Table:
 
 
 def models_table(models: Sequence[Any]) -> Table:
-    table = new_table()
-    table.add_column("Model", no_wrap=True)
-    for column in ("Family", "Type"):
-        table.add_column(column, overflow="fold")
+    table = BoxTable(["Model", "Family", "Type"], no_wrap=[True, False, False])
     for info in models:
-        style = _TYPE_STYLE.get(info.model_type, "")
-        table.add_row(f"[{style}]{info.name}[/]", info.family, info.model_type)
+        style = _TYPE_STYLE.get(info.model_type, "white")
+        table.add_row((info.name, style), info.family, info.model_type)
     return table
 
 
@@ -205,9 +137,9 @@ def model_config_rows(name: str, config: Mapping[str, Any]) -> list[tuple[str, s
         skip = ("model_name", "vllm_args", "sglang_args", "env")
         if key in skip or value in (None, "", {}, []):
             continue
-        rows.append((key, _compact(value)))
+        rows.append((key, compact(value)))
     args = config.get("sglang_args" if engine == "sglang" else "vllm_args") or {}
-    rows += _engine_arg_rows(engine, args)
+    rows += engine_arg_rows(engine, args)
     return rows
 
 

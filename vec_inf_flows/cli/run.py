@@ -9,7 +9,6 @@ import argparse
 import json
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from vec_inf_flows.errors import ConfigError
@@ -41,9 +40,20 @@ def add_run_command(
     run.add_argument("--chunk-size", type=int, help="Requests per task run.")
     run.add_argument("--max-concurrent-servers", type=int, help="GPU budget (evaluate).")
     run.add_argument("--ready-timeout", type=float, help="Seconds to wait for READY.")
+    run.add_argument(
+        "--min-success-ratio",
+        type=float,
+        help="Fraction of requests that must succeed for the run to be COMPLETED "
+        "(a run where none succeeded is FAILED anyway).",
+    )
     run.add_argument("--dry-run", action="store_true", default=None, help="cleanup: only report.")
     run.add_argument("--cluster-block", help="Name of a saved SlurmCluster block.")
     run.add_argument("--server-block", help="Name of a saved model-server block.")
+    run.add_argument(
+        "--backend",
+        choices=["auto", "slurm", "local"],
+        help="Where jobs run (in-process runs; a deployment takes it from its cluster block).",
+    )
     run.add_argument(
         "--param",
         action="append",
@@ -75,12 +85,16 @@ def flow_parameters(args: argparse.Namespace, launch_options: dict[str, Any]) ->
     params: dict[str, Any] = {}
     simple = (
         "model_name", "job_id", "dataset", "output", "output_dir", "chunk_size",
-        "ready_timeout", "dry_run", "cluster_block", "server_block",
+        "ready_timeout", "dry_run", "min_success_ratio",
     )  # fmt: skip
     for name in simple:
         value = getattr(args, name, None)
         if value is not None:
             params[name] = value
+    if args.cluster_block:
+        params["cluster"] = args.cluster_block
+    if args.server_block:
+        params["server"] = args.server_block
     if args.max_concurrent_servers is not None:
         params["max_parallel_servers"] = args.max_concurrent_servers
     if args.models:
@@ -105,20 +119,40 @@ def run_command(args: argparse.Namespace, launch_options: dict[str, Any], consol
             "put it in a model-server block and use --server-block."
         )
     if args.deployment:
+        if args.backend:
+            raise ConfigError(
+                "--backend applies to in-process runs; a deployment runs where its cluster "
+                "block says (--cluster-block)."
+            )
         return _trigger_deployment(args.deployment, params, console, args.json_mode)
-    check_inputs(params)
+    check_inputs(params, args.backend)
+    if args.backend:
+        params["cluster"] = cluster_for_backend(args.backend, params.get("cluster"))
     return _run_in_process(args.flow, params, console, args.json_mode)
 
 
-def check_inputs(params: dict[str, Any]) -> None:
+def cluster_for_backend(backend: str, cluster: Any) -> Any:
+    """A cluster block that runs jobs on ``backend``: the named one with its backend replaced,
+    or a new unsaved one. Passed to the flow as an object: no environment variable is set."""
+    from vec_inf_flows.blocks import SlurmCluster
+    from vec_inf_flows.tasks.blocks import load_cluster
+
+    loaded = load_cluster(cluster)
+    if loaded is None:
+        return SlurmCluster.model_validate({"backend": backend})
+    return loaded.model_copy(update={"backend": backend})
+
+
+def check_inputs(params: dict[str, Any], backend: str | None = None) -> None:
     """Refuse bad input in one line before Prefect starts, rather than as a failed flow run:
     missing request files, unknown models, invalid launch options, an unknown job id."""
+    from vec_inf_flows.workload.checks import check_dataset, check_output_file
+
     for name in (params.get("dataset"), *params.get("datasets", ())):
-        if name is not None and not Path(name).expanduser().is_file():
-            raise ConfigError(f"Input file {name} does not exist.")
-    output = params.get("output")
-    if output is not None and not Path(output).expanduser().resolve().parent.is_dir():
-        raise ConfigError(f"Cannot write {output}: its directory does not exist.")
+        if name is not None:
+            check_dataset(name)
+    if params.get("output") is not None:
+        check_output_file(params["output"])
     models = [params["model_name"]] if params.get("model_name") else list(params.get("models", ()))
     if models:
         from vec_inf_flows.catalog.options import LaunchOptions
@@ -130,7 +164,7 @@ def check_inputs(params: dict[str, Any]) -> None:
     if params.get("job_id"):
         from vec_inf_flows.client import VecInfClient
 
-        VecInfClient().status(str(params["job_id"]))  # malformed or unknown id: one line
+        VecInfClient(backend=backend).status(str(params["job_id"]))  # unknown id: one line
 
 
 def load_flow(flow: str) -> Any:
@@ -141,25 +175,22 @@ def load_flow(flow: str) -> Any:
 
 
 def _run_in_process(flow: str, params: dict[str, Any], console: Any, json_mode: bool) -> int:
-    if not os.environ.get("PREFECT_API_URL"):
-        console.print(
-            "[dim]No PREFECT_API_URL set: using Prefect's embedded temporary server "
-            "(starts in ~10 s; the run is not kept after exit).[/]",
-            highlight=False,
-        )
-    from prefect import get_client  # noqa: F401  (fail early with a clear import error)
+    from vec_inf_flows.cli.prefect_server import api_for_run
 
     flow_fn = load_flow(flow)
     from vec_inf_flows.cli.run_report import report, run_with_progress
 
-    state, run_id = run_with_progress(flow_fn, params, console)
-    return report(console, flow, state, run_id, json_mode)
+    with api_for_run(console):  # without a configured server: one that dies with this process
+        state, run_id = run_with_progress(flow_fn, params, console)
+        return report(console, flow, state, run_id, json_mode)
 
 
 def _trigger_deployment(name: str, params: dict[str, Any], console: Any, json_mode: bool) -> int:
     if not os.environ.get("PREFECT_API_URL"):
         raise ConfigError("--deployment needs a Prefect server: set PREFECT_API_URL.")
     from prefect.deployments import run_deployment
+
+    from vec_inf_flows.cli.run_report import ui_url
 
     flow_run: Any = run_deployment(name=name, parameters=params, timeout=0)  # sync here
     url = ui_url(str(flow_run.id))
@@ -170,11 +201,3 @@ def _trigger_deployment(name: str, params: dict[str, Any], console: Any, json_mo
         if url:
             console.print(f"View it at {url}")
     return 0
-
-
-def ui_url(flow_run_id: str) -> str | None:
-    api = os.environ.get("PREFECT_UI_URL") or os.environ.get("PREFECT_API_URL")
-    if not api:
-        return None
-    base = api.rstrip("/").removesuffix("/api")
-    return f"{base}/runs/flow-run/{flow_run_id}"

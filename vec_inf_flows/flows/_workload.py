@@ -6,20 +6,17 @@ tens of kilobytes and milliseconds, while a chunk is one call to the workload ru
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vec_inf_flows.artifacts import Progress, artifact_key
+from vec_inf_flows.artifacts import Progress, artifact_key, publish_table
 from vec_inf_flows.errors import ConfigError
-from vec_inf_flows.tasks import run_workload, run_workload_chunk
+from vec_inf_flows.handle import ServerHandle
+from vec_inf_flows.presentation import key_value, workload_rows
+from vec_inf_flows.results import WorkloadSummary
+from vec_inf_flows.tasks.workload import Workload, run_workload, run_workload_chunk
 from vec_inf_flows.workload.reader import iter_chunks
-from vec_inf_flows.workload.stats import output_latencies
-
-Workload = str | Callable[..., Any]
-
-_COUNTERS = ("total", "ok", "failed", "invalid", "skipped", "retries")
-_TOKENS = ("prompt_tokens", "completion_tokens")
+from vec_inf_flows.workload.stats import digest_output
 
 
 def output_path_for(dataset: str, model_name: str, output_dir: str | None) -> Path:
@@ -30,50 +27,35 @@ def output_path_for(dataset: str, model_name: str, output_dir: str | None) -> Pa
     return directory / f"{source.stem}.{artifact_key(model_name)}.results.jsonl"
 
 
-def merge_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    """Add up the counters of chunk summaries; throughput over the summed elapsed time."""
-    total: dict[str, Any] = {"chunks": len(summaries)}
-    for key in (*_COUNTERS, *_TOKENS, "elapsed_s"):
-        total[key] = sum(summary.get(key) or 0 for summary in summaries)
-    elapsed = total["elapsed_s"] = round(total["elapsed_s"] or 0.0, 4)
-    total["requests_per_s"] = round(total["ok"] / elapsed, 3) if elapsed else 0.0
-    total["completion_tokens_per_s"] = (
-        round(total["completion_tokens"] / elapsed, 3) if elapsed else 0.0
-    )
-    return total
-
-
 def run_dataset(
-    base_url: str,
-    model_name: str,
+    server: ServerHandle,
     dataset: str,
     chunk_size: int,
     output_dir: str | None = None,
     output: str | None = None,
-) -> dict[str, Any]:
+) -> WorkloadSummary:
     """Send the dataset chunk by chunk; results go to ``output`` (or a file per model).
 
     Progress is reported twice over: per request to ``vec_inf_flows.progress`` (the CLI's bar)
-    and per chunk to the run's progress artifact (the UI's bar).
+    and per chunk to the run's progress artifact (the UI's bar). The summary's counts and
+    failure reasons are those of the whole output file, earlier runs included.
     """
     source = Path(dataset).expanduser()
     if not source.is_file():
         raise ConfigError(f"Dataset {dataset} does not exist.")
-    results = (
-        Path(output).expanduser() if output else output_path_for(dataset, model_name, output_dir)
-    )
+    model = server.model_name
+    results = Path(output).expanduser() if output else output_path_for(dataset, model, output_dir)
     results.parent.mkdir(parents=True, exist_ok=True)
     chunks = list(iter_chunks(source, chunk_size))
     total = sum(chunk.count for chunk in chunks)
-    label = f"{model_name}: {source.name}"
+    label = f"{model}: {source.name}"
     artifact = Progress(len(chunks), f"{label}, {total} requests")
-    summaries: list[dict[str, Any]] = []
+    summaries = []
     done = 0
     for chunk in chunks:
         summaries.append(
             run_workload_chunk(
-                base_url,
-                model_name,
+                server,
                 str(source),
                 str(results),
                 chunk,
@@ -84,33 +66,31 @@ def run_dataset(
         )
         done += chunk.count
         artifact.advance()
-    merged = merge_summaries(summaries)
-    latency, ttft = output_latencies(results)
-    merged["latency_s"] = latency.model_dump()
-    if ttft.p50 is not None:
-        merged["ttft_s"] = ttft.model_dump()
-    merged["dataset"] = dataset
-    merged["output"] = str(results)
-    return merged
+    summary = WorkloadSummary.of(dataset, str(results), summaries, digest_output(results))
+    publish_table(
+        f"vec-inf-workload-{model}-{source.stem}",
+        key_value("Workload", workload_rows(summary)),
+        f"{model} on {source.name}: {summary.ok} of {summary.total} answered.",
+    )
+    return summary
 
 
 def run_any(
-    base_url: str,
-    model_name: str,
+    server: ServerHandle,
     *,
     dataset: str | None,
     workload: Workload | None,
     chunk_size: int,
     output_dir: str | None,
     output: str | None = None,
-) -> dict[str, Any]:
+) -> tuple[WorkloadSummary | None, dict[str, Any] | None]:
     """The dataset (chunked), or the workload callable, or nothing when neither is given."""
     if dataset is not None and workload is not None:
         raise ConfigError("Give either a dataset or a workload, not both.")
     if output is not None and dataset is None:
         raise ConfigError("An output file needs a dataset (--input) to fill it.")
     if dataset is not None:
-        return run_dataset(base_url, model_name, dataset, chunk_size, output_dir, output)
+        return run_dataset(server, dataset, chunk_size, output_dir, output), None
     if workload is not None:
-        return run_workload(base_url, model_name, workload)
-    return {}
+        return None, run_workload(server, workload)
+    return None, None

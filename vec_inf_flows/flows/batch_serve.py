@@ -1,66 +1,83 @@
 """batch_serve: several models as one heterogeneous job; they start together, end together."""
 
-from typing import Any
-
 from prefect import flow
 
-from vec_inf_flows.artifacts import publish_launch_table
-from vec_inf_flows.flows._lifecycle import enable_library_logs, launched_servers, teardown_hook
+from vec_inf_flows.blocks import SlurmCluster
+from vec_inf_flows.flows._inputs import check_parameters
+from vec_inf_flows.flows._logging import enable_library_logs
+from vec_inf_flows.flows._serving import failed_run, run_name, served
 from vec_inf_flows.flows._workload import run_any
-from vec_inf_flows.flows.serve_and_run import best_effort_metrics, finish
-from vec_inf_flows.tasks import batch_launch_servers, load_cluster, wait_until_ready
+from vec_inf_flows.results import ServeResult
+from vec_inf_flows.tasks.blocks import load_cluster
+from vec_inf_flows.tasks.ownership import launched_servers, teardown_hook
+from vec_inf_flows.tasks.server import batch_launch_servers, shutdown_server, wait_until_ready
 
 
 @flow(
     name="batch-serve",
+    flow_run_name=run_name("batch", "models"),
     on_crashed=[teardown_hook],
     on_cancellation=[teardown_hook],
 )
 def batch_serve(
     models: list[str],
-    batch_config: str | None = None,
     dataset: str | None = None,
+    output_dir: str | None = None,
+    batch_config: str | None = None,
+    cluster: SlurmCluster | str | None = None,
     workload: str | None = None,
     chunk_size: int = 500,
-    output_dir: str | None = None,
-    cluster_block: str | None = None,
+    min_success_ratio: float = 0.0,
     ready_timeout: float = 1800.0,
     poll_interval: float = 2.0,
-) -> list[dict[str, Any]]:
-    """Batch-launch ``models``, wait for all, run the workload on each, shut the job down.
+) -> list[ServeResult]:
+    """Launch several models as one heterogeneous Slurm job, run the same dataset or workload
+    on each, and shut the job down; one result per model.
 
-    The same dataset or workload runs on every model; one row per model comes back.
+    The run is FAILED when, on any model, no request succeeded (or fewer than
+    ``min_success_ratio``); its message says which and why.
+
+    Args:
+        models: Models to serve together, as the catalog names them (single-node models).
+        dataset: JSONL or CSV file of requests sent to every model.
+        output_dir: Directory for the result files (one per model); default: next to the
+            dataset.
+        batch_config: A models YAML file merged over the catalog for this batch (engine,
+            time limit, resources of each model).
+        cluster: Cluster block (or its name) whose client submits the job.
+        workload: Instead of a dataset, a workload callable "package.module:function",
+            called with each server's handle.
+        chunk_size: Requests per task run.
+        min_success_ratio: Fraction of requests that must succeed on each model; a model
+            where none succeeded fails whatever this says.
+        ready_timeout: Seconds to wait for the servers to become READY.
+        poll_interval: Longest pause between two status checks while waiting, in seconds.
     """
+    check_parameters(locals())  # before anything is launched
     enable_library_logs()
-    cluster = load_cluster(cluster_block)
-    results: list[dict[str, Any]] = []
-    with launched_servers(cluster) as servers:
-        batch = batch_launch_servers(models, batch_config, cluster)
+    where = load_cluster(cluster)
+    results: list[ServeResult] = []
+    with launched_servers(where) as servers:
+        batch = batch_launch_servers(models, batch_config, where)
         servers.add(batch.job_id)  # cancelling the leader ends every component
-        for launched in batch.servers:
-            publish_launch_table(launched.model_name, launched.job_id, launched.config, "SUBMITTED")
         ready = [
-            wait_until_ready(job_id, ready_timeout, poll_interval, cluster)
-            for job_id in batch.job_ids
+            wait_until_ready(launched.handle, ready_timeout, poll_interval, where)
+            for launched in batch.servers
         ]
-        for status in ready:
-            assert status.base_url is not None
-            summary = run_any(
-                status.base_url,
-                status.model_name,
+        for handle in ready:
+            work = run_any(
+                handle,
                 dataset=dataset,
                 workload=workload,
                 chunk_size=chunk_size,
                 output_dir=output_dir,
             )
-            results.append(
-                {
-                    "model_name": status.model_name,
-                    "job_id": status.job_id,
-                    "base_url": status.base_url,
-                    "workload": summary,
-                    "metrics": best_effort_metrics(status.job_id, cluster),
-                }
-            )
-        finish(servers, batch.job_id)
-    return results
+            results.append(served(handle, True, work, where))
+        if shutdown_server(batch.job_id, where, return_state=True).is_completed():
+            servers.forget(batch.job_id)
+    shortfalls = [
+        f"{result.server.model_name}: {text}"
+        for result in results
+        if result.workload is not None and (text := result.workload.shortfall(min_success_ratio))
+    ]
+    return failed_run("; ".join(shortfalls), results) if shortfalls else results

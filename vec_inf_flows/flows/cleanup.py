@@ -6,7 +6,6 @@ started by hand or by other tools are never cancelled.
 """
 
 import logging
-from typing import Any
 from uuid import UUID
 
 from prefect import flow
@@ -15,15 +14,12 @@ from prefect.exceptions import ObjectNotFound
 from prefect.runtime import flow_run as runtime_flow_run
 
 from vec_inf_flows.artifacts import publish_table
-from vec_inf_flows.flows._lifecycle import enable_library_logs
-from vec_inf_flows.tasks import (
-    FLOW_RUN_LABEL,
-    get_client,
-    labels_of,
-    live_jobs,
-    load_cluster,
-    release_server,
-)
+from vec_inf_flows.blocks import SlurmCluster
+from vec_inf_flows.flows._logging import enable_library_logs
+from vec_inf_flows.presentation import cleanup_table
+from vec_inf_flows.results import CleanupAction, CleanupRow
+from vec_inf_flows.tasks.blocks import client_for, load_cluster
+from vec_inf_flows.tasks.ownership import FLOW_RUN_LABEL, labels_of, live_jobs, release_server
 
 logger = logging.getLogger("vec_inf_flows")
 
@@ -39,17 +35,22 @@ def _ended(flow_run_id: str) -> tuple[bool, str]:
     return run.state.is_final(), run.state.name or run.state.type.value
 
 
-@flow(name="cleanup-orphaned-servers")
-def cleanup(cluster_block: str | None = None, dry_run: bool = False) -> list[dict[str, Any]]:
+@flow(name="cleanup-orphaned-servers", flow_run_name="cleanup")
+def cleanup(cluster: SlurmCluster | str | None = None, dry_run: bool = False) -> list[CleanupRow]:
     """Find live servers launched by flow runs that have ended, and shut them down.
 
-    With ``dry_run`` nothing is cancelled; the rows say what would be.
+    Only jobs that record a flow run's id are considered: servers started by hand or by other
+    tools are never touched.
+
+    Args:
+        cluster: Cluster block (or its name) whose jobs are checked; default: this machine's.
+        dry_run: Only report what would be cancelled; cancel nothing.
     """
     enable_library_logs()
-    cluster = load_cluster(cluster_block)
-    client = get_client(cluster)
+    where = load_cluster(cluster)
+    client = client_for(where)
     this_run = str(runtime_flow_run.id or "")
-    rows: list[dict[str, Any]] = []
+    rows: list[CleanupRow] = []
     for status in live_jobs(client):
         owner = labels_of(status.job_dir).get(FLOW_RUN_LABEL)
         if not owner or owner == this_run:
@@ -57,8 +58,8 @@ def cleanup(cluster_block: str | None = None, dry_run: bool = False) -> list[dic
         ended, state = _ended(owner)
         if not ended:
             continue
-        action = "would cancel" if dry_run else "cancelled"
-        if not dry_run and not release_server(status.job_id, cluster):
+        action: CleanupAction = "would cancel" if dry_run else "cancelled"
+        if not dry_run and not release_server(status.job_id, where):
             action = "cancel failed"
         logger.warning(
             "job %s (%s): owner run %s is %s: %s",
@@ -69,17 +70,22 @@ def cleanup(cluster_block: str | None = None, dry_run: bool = False) -> list[dic
             action,
         )
         rows.append(
-            {
-                "job_id": status.job_id,
-                "model_name": status.model_name,
-                "flow_run_id": owner,
-                "flow_run_state": state,
-                "action": action,
-            }
+            CleanupRow(
+                job_id=status.job_id,
+                model_name=status.model_name,
+                flow_run_id=owner,
+                flow_run_state=state,
+                action=action,
+            )
         )
     publish_table(
         "vec-inf-cleanup",
-        rows or [{"job_id": None, "action": "nothing to clean up"}],
-        "Servers whose owning flow run had ended." + (" (dry run)" if dry_run else ""),
+        cleanup_table(rows),
+        (
+            f"{len(rows)} servers whose owning flow run had ended."
+            if rows
+            else "Nothing to clean up."
+        )
+        + (" (dry run)" if dry_run else ""),
     )
     return rows

@@ -2,84 +2,51 @@
 
 import logging
 import time
-from typing import Any
+from typing import Literal
 
 from prefect import flow
 
-from vec_inf_flows.artifacts import metrics_rows, publish_launch_table, publish_table
-from vec_inf_flows.blocks import LaunchOverrides, SlurmCluster, VecInfServer
+from vec_inf_flows.blocks import SlurmCluster, VecInfServer
+from vec_inf_flows.catalog.options import LaunchOptions, merge_options
 from vec_inf_flows.errors import ConfigError, VecInfError
-from vec_inf_flows.flows._lifecycle import (
-    LaunchedServers,
-    enable_library_logs,
-    launched_servers,
-    teardown_hook,
-)
-from vec_inf_flows.flows._workload import Workload, run_any
-from vec_inf_flows.models import LaunchResponse, ServerStatus
-from vec_inf_flows.tasks import (
-    collect_metrics,
-    get_client,
-    launch_server,
-    load_cluster,
-    load_server,
-    shutdown_server,
-    wait_until_ready,
-)
+from vec_inf_flows.flows._inputs import check_parameters
+from vec_inf_flows.flows._logging import enable_library_logs
+from vec_inf_flows.flows._serving import failed_run, finish, run_name, served, start_server
+from vec_inf_flows.flows._workload import run_any
+from vec_inf_flows.handle import ServerHandle
+from vec_inf_flows.models import ServerStatus
+from vec_inf_flows.results import ServeResult
+from vec_inf_flows.tasks.blocks import client_for, load_cluster, load_server
+from vec_inf_flows.tasks.ownership import LaunchedServers, launched_servers, teardown_hook
+from vec_inf_flows.tasks.server import wait_until_ready
+from vec_inf_flows.tasks.workload import Workload
 
 logger = logging.getLogger("vec_inf_flows")
 SETTLE_SECONDS = 30.0
-
-
-def start_server(
-    servers: LaunchedServers,
-    model_name: str | None,
-    launch_options: LaunchOverrides | None,
-    server: VecInfServer | None,
-) -> LaunchResponse:
-    """Launch one server and register it for teardown before anything else can fail."""
-    launched = launch_server(model_name, launch_options, servers.cluster, server)
-    servers.add(launched.job_id)
-    publish_launch_table(launched.model_name, launched.job_id, launched.config, "SUBMITTED")
-    return launched
-
-
-def best_effort_metrics(job_id: str, cluster: SlurmCluster | None) -> dict[str, Any]:
-    """Metrics are a report, not the result: failing to scrape them must not fail the run."""
-    state = collect_metrics(job_id, cluster, return_state=True)
-    try:
-        metrics: dict[str, Any] = state.result()
-    except Exception as error:
-        logger.warning("no metrics for job %s: %s", job_id, error)
-        return {"error": str(error)}
-    publish_table(
-        f"vec-inf-metrics-{job_id}", metrics_rows(metrics), f"Server metrics of job {job_id}."
-    )
-    return metrics
+EngineChoice = Literal["vllm", "sglang", "sim"]
 
 
 def _replaceable(
     servers: LaunchedServers,
-    job_id: str,
+    server: ServerHandle,
     dataset: str | None,
     replaced: int,
     relaunches: int,
-    cluster: SlurmCluster | None,
 ) -> bool:
     """Relaunch only a server we launched, that is really gone, for a resumable dataset run.
 
     A dying engine can answer 503 for a moment before its process exits, so the status gets
     ``SETTLE_SECONDS`` to become final; a server that is READY again was not the problem.
     """
-    if dataset is None or replaced >= relaunches or job_id not in servers.job_ids:
+    if dataset is None or replaced >= relaunches or not servers.owns(server.job_id):
         return False
-    client = get_client(cluster)
+    client = client_for(servers.cluster)
     deadline = time.monotonic() + SETTLE_SECONDS
     while True:
         try:
-            status = client.status(job_id)
+            status = client.status(server)
         except VecInfError as error:
-            logger.warning("cannot tell whether server %s is alive: %s", job_id, error)
+            logger.warning("cannot tell whether server %s is alive: %s", server.job_id, error)
             return False
         if status.terminal or status.server_status is ServerStatus.READY:
             return status.terminal
@@ -88,62 +55,89 @@ def _replaceable(
         time.sleep(1.0)
 
 
-def finish(servers: LaunchedServers, job_id: str) -> None:
-    """Shut a server down as a visible task run; the registry's plain call is the fallback."""
-    state = shutdown_server(job_id, servers.cluster, return_state=True)
-    if state.is_completed():
-        servers.forget(job_id)
+def _attached(
+    job_id: str, block: VecInfServer | None, cluster: SlurmCluster | None
+) -> ServerHandle:
+    """The handle of a job launched earlier; a server block's API key, when it has one, is the
+    key to use (the job's own is read from its 0600 secrets file otherwise)."""
+    handle = client_for(cluster).attach(job_id)
+    if block is not None and block.api_key is not None:
+        handle = handle.model_copy(update={"api_key": block.api_key})
+    return handle.model_copy(update={"cluster": cluster.name if cluster else None})
 
 
 @flow(
     name="serve-and-run",
+    flow_run_name=run_name("serve", "model_name", "server", "job_id"),
     on_crashed=[teardown_hook],
     on_cancellation=[teardown_hook],
 )
 def serve_and_run(
     model_name: str | None = None,
-    job_id: str | None = None,
     dataset: str | None = None,
+    output: str | None = None,
+    engine: EngineChoice | None = None,
+    server: VecInfServer | str | None = None,
+    cluster: SlurmCluster | str | None = None,
+    job_id: str | None = None,
+    launch_options: LaunchOptions | None = None,
     workload: Workload | None = None,
     chunk_size: int = 500,
-    output: str | None = None,
     output_dir: str | None = None,
-    launch_options: LaunchOverrides | None = None,
-    cluster_block: str | None = None,
-    server_block: str | None = None,
+    min_success_ratio: float = 0.0,
     ready_timeout: float = 1800.0,
     poll_interval: float = 2.0,
     relaunches: int = 1,
-) -> dict[str, Any]:
-    """Provision a server (or attach to ``job_id``), run the workload, collect metrics, shut down.
+) -> ServeResult:
+    """Provision a model server (or attach to a running one), run a dataset or workload
+    against it, collect its metrics and shut it down.
 
-    ``dataset`` is a JSONL file of requests, sent ``chunk_size`` at a time (one task run per
-    chunk); results go to ``output`` (one JSONL record per request id) or, without it, to a
-    file per model in ``output_dir`` (default: next to the dataset). ``workload`` is
-    ``"package.module:function"`` called as ``(base_url, model_name)``.
-    A server given by ``job_id`` is used as is and never shut down by this flow.
-    If a server this flow launched dies while the dataset runs, it is replaced (up to
-    ``relaunches`` times) and the dataset goes on where it stopped: requests already answered
-    are in the output and are not sent again.
+    A server this flow launched is always shut down, however the run ends; one given by
+    ``job_id`` is used as it is and left running. If a server this flow launched dies while
+    the dataset runs, it is replaced (up to ``relaunches`` times) and the dataset goes on where
+    it stopped. The run is FAILED when no request succeeded (or fewer than
+    ``min_success_ratio``), and its message says how many failed and why.
+
+    Args:
+        model_name: Model to serve, as the catalog names it (default: the server block's).
+        dataset: JSONL or CSV file of requests to send, one per line.
+        output: JSONL file for the results, one record per request id (default: next to the
+            dataset, or in output_dir, named after the model).
+        engine: Inference engine: vllm, sglang or sim (the simulator); default: the catalog's.
+        server: Model-server block (or its name): model, launch options and API key.
+        cluster: Cluster block (or its name) to launch on; default: the server block's cluster,
+            else this machine's defaults.
+        job_id: Attach to this running server instead of launching one (it is not shut down).
+        launch_options: Launch options laid over the cluster's and the server block's
+            (time limit, resources, engine arguments such as --max-num-seqs ...).
+        workload: Instead of a dataset, a workload callable "package.module:function",
+            called with the server's handle.
+        chunk_size: Requests per task run; a failed chunk is retried on its own.
+        output_dir: Directory for the results file when no output is given.
+        min_success_ratio: Fraction of requests that must succeed for the run to be
+            COMPLETED; a run where none succeeded is FAILED whatever this says.
+        ready_timeout: Seconds to wait for the server to become READY.
+        poll_interval: Longest pause between two status checks while waiting, in seconds.
+        relaunches: How many times a launched server that dies mid-dataset is replaced.
     """
+    check_parameters(locals())  # before anything is launched
     enable_library_logs()
-    server = load_server(server_block)
-    cluster = load_cluster(cluster_block) or (server.cluster if server else None)
-    if job_id is None and not (model_name or server):
-        raise ConfigError("serve_and_run needs a model_name, a server_block or a job_id.")
-    with launched_servers(cluster) as servers:
+    block = load_server(server)
+    where = load_cluster(cluster) or (block.cluster if block else None)
+    if job_id is None and not (model_name or block):
+        raise ConfigError("serve_and_run needs a model_name, a server block or a job_id.")
+    options = merge_options(launch_options, {"engine": engine} if engine else None)
+    with launched_servers(where) as servers:
         if job_id is not None:
-            ready = wait_until_ready(job_id, ready_timeout, poll_interval, cluster)
+            handle = wait_until_ready(_attached(job_id, block, where), ready_timeout, poll_interval)
         else:
-            launched = start_server(servers, model_name, launch_options, server)
-            ready = wait_until_ready(launched.job_id, ready_timeout, poll_interval, cluster)
+            handle = start_server(servers, model_name, options, block)
+            handle = wait_until_ready(handle, ready_timeout, poll_interval, where)
         replaced = 0
         while True:
-            assert ready.base_url is not None  # READY always carries its URL
             try:
-                summary = run_any(
-                    ready.base_url,
-                    ready.model_name,
+                summary, custom = run_any(
+                    handle,
                     dataset=dataset,
                     workload=workload,
                     chunk_size=chunk_size,
@@ -152,27 +146,20 @@ def serve_and_run(
                 )
                 break
             except Exception as error:
-                if not _replaceable(servers, ready.job_id, dataset, replaced, relaunches, cluster):
+                if not _replaceable(servers, handle, dataset, replaced, relaunches):
                     raise
                 replaced += 1
                 logger.warning(
                     "server %s died during the run (%s); launching replacement %d of %d",
-                    ready.job_id, error, replaced, relaunches,
+                    handle.job_id, error, replaced, relaunches,
                 )  # fmt: skip
-                finish(servers, ready.job_id)
-                launched = start_server(servers, model_name, launch_options, server)
-                ready = wait_until_ready(launched.job_id, ready_timeout, poll_interval, cluster)
-        if isinstance(summary, dict) and replaced:
-            summary["relaunches"] = replaced
-        metrics = best_effort_metrics(ready.job_id, cluster)
-        launched_here = ready.job_id in servers.job_ids
-        if launched_here:
-            finish(servers, ready.job_id)
-    return {
-        "model_name": ready.model_name,
-        "job_id": ready.job_id,
-        "base_url": ready.base_url,
-        "launched": launched_here,
-        "workload": summary,
-        "metrics": metrics,
-    }
+                finish(servers, handle)
+                handle = start_server(servers, model_name, options, block)
+                handle = wait_until_ready(handle, ready_timeout, poll_interval, where)
+        if summary is not None and replaced:
+            summary = summary.model_copy(update={"relaunches": replaced})
+        result = served(handle, servers.owns(handle.job_id), (summary, custom), where)
+        if result.launched:
+            finish(servers, handle)
+    shortfall = summary.shortfall(min_success_ratio) if summary is not None else None
+    return failed_run(shortfall, result) if shortfall else result

@@ -26,14 +26,19 @@ def render_secrets_env(secret_env: Sequence[tuple[str, str]]) -> str:
     return "".join(line + "\n" for line in lines)
 
 
+def venv_lines(venv: str | None) -> list[str]:
+    """Activate a virtual environment (nothing when there is none)."""
+    if not venv:
+        return []
+    refuse_control_chars("venv", venv)
+    # Some activate scripts read unset variables; relax -u just for them.
+    activate = shell_word(venv.rstrip("/") + "/bin/activate")
+    return ["set +u", f"source {activate}", "set -u"]
+
+
 def environment_lines(spec: LaunchSpec) -> list[str]:
     """Bash lines setting up the engine's environment; expects ``JOB_DIR`` to be set."""
-    lines: list[str] = []
-    if spec.venv:
-        refuse_control_chars("venv", spec.venv)
-        # Some activate scripts read unset variables; relax -u just for them.
-        activate = shell_word(spec.venv.rstrip("/") + "/bin/activate")
-        lines += ["set +u", f"source {activate}", "set -u"]
+    lines = venv_lines(spec.venv)
     lines += [f"export {env_name(name)}={shell_word(value)}" for name, value in spec.env]
     secrets = f'"$JOB_DIR/{SECRETS_FILENAME}"'
     lines.append(f"if [[ -f {secrets} ]]; then set -a; source {secrets}; set +a; fi")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import signal
@@ -24,9 +25,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+from typing import Any
 
 PORT_TOKEN = "{port}"
 EXIT_MARKER = "engine.exit"
+WATCH_MODULE = "jobwatch.py"  # copied next to this file; see load_watch
 MAX_ATTEMPTS = 3
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 _TAIL_BYTES = 64 * 1024
@@ -153,6 +156,18 @@ def exit_like(code: int) -> None:
     sys.exit(code if code >= 0 else 128 - code)
 
 
+def load_watch(job_dir: str, supervisor: Supervisor) -> Any:
+    """The job-side watch (lease, idleness, hung /health) from ``jobwatch.py`` next to this
+    file; None when it is missing or the client asked for no watch."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), WATCH_MODULE)
+    spec = importlib.util.spec_from_file_location("vec_inf_jobwatch", path)
+    if spec is None or spec.loader is None or not os.path.exists(path):
+        return None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.start(job_dir, lambda: supervisor.child)
+
+
 def launch(args: argparse.Namespace) -> int:
     job_dir = args.job_dir
     stem = args.stem
@@ -161,10 +176,13 @@ def launch(args: argparse.Namespace) -> int:
     logs = [os.path.join(job_dir, stem + ".err"), os.path.join(job_dir, stem + ".out")]
     supervisor = Supervisor()
     supervisor.install()
+    watch = load_watch(job_dir, supervisor)
     code = 1
     for attempt in range(1, args.max_attempts + 1):
         if supervisor.received is not None:
             code = -supervisor.received
+            break
+        if watch is not None and watch.stopped.is_set():
             break
         port = free_port()
         argv = [str(port) if item == PORT_TOKEN else item for item in args.command]
@@ -178,6 +196,8 @@ def launch(args: argparse.Namespace) -> int:
             },
         )
         offsets = {path: file_size(path) for path in logs}
+        if watch is not None:
+            watch.serving_on(port)
         log(f"starting {argv[0]} on {host}:{port} (attempt {attempt})")
         try:
             code = supervisor.run(argv)
@@ -188,6 +208,7 @@ def launch(args: argparse.Namespace) -> int:
         retry = (
             code != 0
             and supervisor.received is None
+            and not (watch is not None and watch.stopped.is_set())
             and attempt < args.max_attempts
             and port_was_taken(offsets)
         )
@@ -195,6 +216,10 @@ def launch(args: argparse.Namespace) -> int:
             break
         log(f"port {port} was taken before the engine bound it; retrying on a new port")
     atomic_write(os.path.join(job_dir, EXIT_MARKER), f"{code}\n")
+    if watch is not None:
+        watch.close()
+        if watch.stopped.is_set():
+            return 0  # stopped on purpose (stopped.json says why): the job ends cleanly
     return code
 
 

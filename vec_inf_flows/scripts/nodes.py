@@ -43,6 +43,7 @@ RAY_TIMEOUT_VARIABLE = "VEC_INF_RAY_TIMEOUT"  # seconds for every node to join; 
 RAY_POLL_VARIABLE = "VEC_INF_RAY_POLL_INTERVAL"  # seconds between `ray status`; default 2
 HEAD_IP_VARIABLE = "VEC_INF_HEAD_IP"  # the address other nodes reach the head at
 PORT_TOKEN = "{port}"
+STOPPED_FILE = "stopped.json"  # jobwatch.py's record of a stop on purpose (lease, idle)
 
 
 # ------------------------------------------------------------------------------------- node
@@ -50,9 +51,14 @@ def node_name() -> str:
     return os.environ.get("SLURMD_NODENAME") or socket.gethostname()
 
 
+def here(name: str) -> str:
+    """A file of the job directory this file was copied into (shared by every node)."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
+
+
 def note_path(rank: int) -> str:
-    """Where a node's keeper says why its command ended (the job directory is shared)."""
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), f"node-{rank}.exit")
+    """Where a node's keeper says why its command ended."""
+    return here(f"node-{rank}.exit")
 
 
 def write_note(path: str, text: str) -> None:
@@ -286,6 +292,8 @@ class Head:
             self.family.reap()
             if self.stopped():
                 break
+            if "launcher" in self.family.ended and os.path.exists(here(STOPPED_FILE)):
+                return self.family.ended["launcher"]  # the watch stopped it: the rest follows
             failed = [name for name in sorted(self.family.ended) if name != "launcher"]
             failed += [f"node-{rank}" for rank in noted if f"node-{rank}" not in failed]
             for name in failed:

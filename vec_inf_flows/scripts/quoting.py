@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from vec_inf_flows.errors import ConfigError
+from vec_inf_flows.errors import ConfigError, quote
 
 # Characters sbatch reads literally without quotes (no spaces, quotes, backslashes or '#').
 _SBATCH_PLAIN = re.compile(r"[A-Za-z0-9_.,:/=+@%\[\]-]+")
@@ -21,7 +21,7 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 def refuse_control_chars(what: str, value: str) -> None:
     """A newline could start a new directive or command; NUL truncates C strings."""
     if any(char in value for char in ("\n", "\r", "\0")):
-        raise ConfigError(f"{what} must not contain a newline or NUL character: {value!r}")
+        raise ConfigError(f"{what} must not contain a newline or NUL character: {quote(value)}")
 
 
 def sbatch_value(what: str, value: str) -> str:
@@ -36,7 +36,7 @@ def sbatch_value(what: str, value: str) -> str:
     lowered = value.lower()
     for word in _SBATCH_SEPARATOR_WORDS:
         if word in lowered:
-            raise ConfigError(f"{what} must not contain the Slurm keyword {word!r}: {value!r}")
+            raise ConfigError(f"{what} must not contain the Slurm keyword {word!r}: {quote(value)}")
     if _SBATCH_PLAIN.fullmatch(value):
         return value
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
@@ -51,12 +51,12 @@ def slurm_filename_literal(text: str) -> str:
 def shell_word(value: str) -> str:
     """One bash word that expands to exactly ``value``."""
     if "\0" in value:
-        raise ConfigError(f"Value must not contain a NUL character: {value!r}")
+        raise ConfigError(f"Value must not contain a NUL character: {quote(value)}")
     return shlex.quote(value)
 
 
 def env_name(name: str) -> str:
     """Variable names are written unquoted (``export NAME=...``), so they must be identifiers."""
     if not _ENV_NAME.fullmatch(name):
-        raise ConfigError(f"Invalid environment variable name {name!r}.")
+        raise ConfigError(f"Invalid environment variable name {quote(name)}.")
     return name

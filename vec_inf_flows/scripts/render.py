@@ -21,11 +21,13 @@ from vec_inf_flows.scripts.directives import (
 )
 from vec_inf_flows.scripts.engine import container_words, engine_lines
 from vec_inf_flows.scripts.environment import environment_lines
+from vec_inf_flows.scripts.launcher import WATCH_MODULE
 from vec_inf_flows.scripts.multinode import supervisor_sources, supervisor_words
 from vec_inf_flows.scripts.quoting import refuse_control_chars, shell_word, slurm_filename_literal
 from vec_inf_flows.spec import LaunchSpec
 
 LAUNCHER_FILENAME = "launcher.py"  # the client copies launcher_source() here in each job dir
+WATCH_FILENAME = WATCH_MODULE  # and watch_source() next to it (the launcher loads it)
 _JOB_ID = '"${SLURM_JOB_ID}"'
 _SHEBANG = "#!/bin/bash"
 _PREAMBLE = [
@@ -40,10 +42,15 @@ def launcher_source() -> str:
     return (Path(__file__).with_name("launcher.py")).read_text()
 
 
+def watch_source() -> str:
+    """The job-side watch's text (lease, idleness, hung /health), copied next to the launcher."""
+    return (Path(__file__).with_name(WATCH_FILENAME)).read_text()
+
+
 def job_side_sources(spec: LaunchSpec) -> dict[str, str]:
-    """Files the client copies into the job directory: the launcher, plus for a server on
-    several nodes the supervisor that starts them."""
-    files = {LAUNCHER_FILENAME: launcher_source()}
+    """Files the client copies into the job directory: the launcher and its watch, plus for a
+    server on several nodes the supervisor that starts them."""
+    files = {LAUNCHER_FILENAME: launcher_source(), WATCH_FILENAME: watch_source()}
     if spec.resources.num_nodes > 1:
         files.update(supervisor_sources())
     return files

@@ -10,16 +10,17 @@ and a login node's ``HTTP_PROXY`` cannot reach a compute node's port.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
+import socket
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
-
 from vec_inf_flows.errors import ServerError
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_TIMEOUT = 3.0
 _KNOWN_TAILS = ("/v1", "/health", "/metrics")
@@ -86,6 +87,8 @@ def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
 
 
 def _describe(error: httpx.HTTPError, timeout: float) -> str:
+    import httpx
+
     if isinstance(error, httpx.TimeoutException):
         return f"no answer within {timeout:g} s"
     if isinstance(error, httpx.ConnectError):
@@ -101,52 +104,95 @@ def _result(url: str, response: httpx.Response) -> HealthResult:
 
 
 def check_health(url: str, timeout: float = DEFAULT_TIMEOUT) -> HealthResult:
-    """Probe ``<server>/health``; ``url`` is the server's base URL (``.../v1`` or not)."""
+    """Probe ``<server>/health``; ``url`` is the server's base URL (``.../v1`` or not).
+
+    Only the status line matters, so plain http is one GET on a socket: ``status`` probes from
+    a fresh CLI process, where importing an HTTP client costs more than the probe itself. It
+    never goes through a proxy (like httpx with ``trust_env=False``). https uses the standard
+    library's client.
+    """
     try:
         target = health_url(url)
     except ServerError as error:
         return HealthResult(url, None, str(error))
+    parts = urlsplit(target)
     try:
-        with httpx.Client(timeout=timeout, trust_env=False, verify=_verify([url])) as client:
-            return _result(target, client.get(target))
-    except httpx.HTTPError as error:
-        return HealthResult(target, None, _describe(error, timeout))
-
-
-async def check_health_async(
-    url: str, timeout: float = DEFAULT_TIMEOUT, client: httpx.AsyncClient | None = None
-) -> HealthResult:
-    """Async ``check_health``; a whole-call deadline guards against a trickling server."""
-    try:
-        target = health_url(url)
-    except ServerError as error:
-        return HealthResult(url, None, str(error))
-    try:
-        async with asyncio.timeout(timeout):
-            if client is not None:
-                return _result(target, await client.get(target, timeout=timeout))
-            async with httpx.AsyncClient(
-                timeout=timeout, trust_env=False, verify=_verify([url])
-            ) as own:
-                return _result(target, await own.get(target))
+        if parts.scheme == "https" or not target.isascii():
+            secure = parts.scheme == "https"
+            code = _client_status(
+                parts.hostname or "", parts.port, parts.path, timeout, secure=secure
+            )
+        else:
+            code = _http_status(parts.hostname or "", parts.port or 80, parts.path, timeout)
     except TimeoutError:
         return HealthResult(target, None, f"no answer within {timeout:g} s")
-    except httpx.HTTPError as error:
-        return HealthResult(target, None, _describe(error, timeout))
+    except ConnectionRefusedError:
+        return HealthResult(target, None, "connection refused")
+    except OSError as error:
+        reason = error.strerror or str(error) or type(error).__name__
+        return HealthResult(target, None, f"cannot connect: {reason}")
+    except ValueError as error:
+        return HealthResult(target, None, f"not an HTTP answer: {error}")
+    return HealthResult(target, code, None if code == 200 else f"HTTP {code}")
 
 
-async def check_health_many_async(
-    urls: Sequence[str], timeout: float = DEFAULT_TIMEOUT
-) -> dict[str, HealthResult]:
-    """Probe many servers at once: the total time is about one timeout, not one per server."""
-    unique = list(dict.fromkeys(urls))
-    async with httpx.AsyncClient(
-        timeout=timeout, trust_env=False, verify=_verify(unique)
-    ) as client:
-        results = await asyncio.gather(
-            *(check_health_async(url, timeout, client) for url in unique)
-        )
-    return dict(zip(unique, results, strict=True))
+def _http_status(host: str, port: int, path: str, timeout: float) -> int:
+    """The status code of ``GET path`` (HTTP/1.0, so the server closes the connection)."""
+    deadline = time.monotonic() + timeout
+    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    request = f"GET {path or '/'} HTTP/1.0\r\nHost: {authority}\r\n\r\n".encode("ascii")
+    with _connect(host, port, timeout) as connection:
+        connection.sendall(request)
+        head = b""
+        while b"\r\n" not in head and len(head) < 4096:
+            connection.settimeout(max(deadline - time.monotonic(), 0.001))
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+    status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+    version, _, rest = status_line.partition(" ")
+    code = rest[:3]
+    if not version.startswith("HTTP/") or not code.isdigit():
+        raise ValueError(repr(status_line[:40]))
+    return int(code)
+
+
+def _connect(host: str, port: int, timeout: float) -> socket.socket:
+    """``socket.create_connection`` with the host resolved as ASCII bytes: a str would load the
+    IDNA codec (and unicodedata) just to look up a cluster node's name."""
+    error: OSError = OSError(f"cannot resolve {host}")
+    for family, kind, proto, _, address in socket.getaddrinfo(
+        host.encode("ascii"), port, type=socket.SOCK_STREAM
+    ):
+        connection = socket.socket(family, kind, proto)
+        connection.settimeout(timeout)
+        try:
+            connection.connect(address)
+        except OSError as failure:
+            connection.close()
+            error = failure
+        else:
+            return connection
+    raise error
+
+
+def _client_status(
+    host: str, port: int | None, path: str, timeout: float, *, secure: bool = True
+) -> int:
+    import http.client
+
+    kind = http.client.HTTPSConnection if secure else http.client.HTTPConnection
+    connection = kind(host, port, timeout=timeout)
+    try:
+        connection.request("GET", path or "/")
+        response = connection.getresponse()
+        response.read(64 * 1024)
+        return response.status
+    except http.client.HTTPException as error:
+        raise ValueError(f"{type(error).__name__}: {error}") from None
+    finally:
+        connection.close()
 
 
 MAX_PROBE_THREADS = 32
@@ -163,6 +209,8 @@ def check_health_many(
     unique = list(dict.fromkeys(urls))
     if len(unique) <= 1:
         return {url: check_health(url, timeout) for url in unique}
+    import concurrent.futures
+
     workers = min(MAX_PROBE_THREADS, len(unique))
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(lambda url: check_health(url, timeout), unique))
@@ -170,6 +218,8 @@ def check_health_many(
 
 
 def _get(url: str, timeout: float, headers: dict[str, str] | None = None) -> httpx.Response:
+    import httpx
+
     try:
         with httpx.Client(timeout=timeout, trust_env=False, verify=_verify([url])) as client:
             return client.get(url, headers=headers)

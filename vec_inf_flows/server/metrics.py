@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Mapping
-from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ConfigDict
@@ -285,15 +283,3 @@ def metrics_rows(m: ServerMetrics) -> list[tuple[str, str]]:
     if m.preemptions is not None:
         rows.append(("Preemptions", f"{m.preemptions:.0f}"))
     return rows
-
-
-def rows_of_dump(dumped: Mapping[str, Any]) -> list[tuple[str, str]] | None:
-    """The table rows of a metrics result that went through JSON (a flow's return value, an
-    artifact): ``{"metrics": {ServerMetrics fields}}`` or the fields themselves; None if it is
-    neither, so callers can fall back to showing it raw."""
-    inner = dumped.get("metrics")
-    data = inner if isinstance(inner, Mapping) else dumped
-    try:
-        return metrics_rows(ServerMetrics.model_validate(data))
-    except ValueError:
-        return None

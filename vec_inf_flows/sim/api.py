@@ -6,6 +6,7 @@ so the wrong kind of request gets the same bare 404 ``{"detail":"Not Found"}`` a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator, Callable
@@ -20,8 +21,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vec_inf_flows.sim import bodies, tokens
+from vec_inf_flows.sim.answers import AnswerBook
 from vec_inf_flows.sim.config import VLLM_VERSION, SimConfig
 from vec_inf_flows.sim.engine import Engine, EngineDeadError, Sequence
+from vec_inf_flows.sim.generation import Planned, Planner
 from vec_inf_flows.sim.metrics import VllmCollector, render
 from vec_inf_flows.sim.requests import (
     GenerationRequest,
@@ -32,6 +35,7 @@ from vec_inf_flows.sim.requests import (
     parse_json,
 )
 from vec_inf_flows.sim.vllm_log import VllmLog
+from vec_inf_flows.sim.vocab import ToyVocab, Vocab
 
 PROTECTED_PREFIXES = ("/v1/", "/v2/", "/inference/")
 DEAD_MESSAGE = "EngineCore encountered an issue. See stack trace (above) for the root cause."
@@ -48,7 +52,8 @@ class SimState:
     rng: random.Random
     on_startup: Callable[[], None] = lambda: None
     dead: bool = False
-    token_strings: dict[int, str] = field(default_factory=dict)
+    vocab: Vocab = field(default_factory=ToyVocab)
+    answers: AnswerBook = field(default_factory=lambda: AnswerBook(()))
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -93,15 +98,13 @@ class Handlers:
                 text = str(body.get("prompt", ""))
         except RequestError as exc:
             return _json(exc.body, exc.status)
-        pieces = tokens.pieces(text)
-        ids = [tokens.token_id(p) for p in pieces]
-        self.s.token_strings.update(zip(ids, pieces, strict=True))
+        encoded = self.s.vocab.from_text(text)
         return _json(
             {
-                "count": len(ids),
+                "count": len(encoded),
                 "max_model_len": self.s.config.max_model_len,
-                "tokens": ids,
-                "token_strs": pieces if body.get("return_token_strs") else None,
+                "tokens": list(encoded.ids),
+                "token_strs": list(encoded.pieces) if body.get("return_token_strs") else None,
             }
         )
 
@@ -111,7 +114,7 @@ class Handlers:
         except RequestError as exc:
             return _json(exc.body, exc.status)
         ids = body.get("tokens") or []
-        return _json({"prompt": "".join(self.s.token_strings.get(int(i), "") for i in ids)})
+        return _json({"prompt": self.s.vocab.decode([int(i) for i in ids])})
 
     # -- generation ------------------------------------------------------------------------
     async def completions(self, request: Request) -> Response:
@@ -137,50 +140,59 @@ class Handlers:
         try:
             body = parse_json(await request.body())
             model = check_model(body, c.served_model_names)
-            req = parse_generation(body, chat=chat, max_model_len=c.max_model_len)
+            req = parse_generation(
+                body,
+                chat=chat,
+                max_model_len=c.max_model_len,
+                vocab=self.s.vocab,
+                max_logprobs=c.max_logprobs,
+            )
         except RequestError as exc:
             if exc.status == 404:
                 self._log_model_error(exc.body)
             return _json(exc.body, exc.status)
         if self.s.dead:
             return _dead_response()
-        gen = tokens.generate(
-            c.seed,
-            req.prompt_text,
-            req.max_tokens,
-            ignore_eos=req.ignore_eos,
-            stop=req.stop,
-            leading_space=not chat,
-        )
-        seq = Sequence(
-            prompt_tokens=req.prompt_tokens,
-            output=gen.tokens,
-            finish_reason=gen.finish_reason,
-            max_tokens=req.max_tokens,
-            prefix_key=tuple(tokens.token_id(p) for p in tokens.pieces(req.prompt_text)),
-        )
+        planner = Planner(c.seed, self.s.vocab, self.s.answers)
+        plans = [planner.plan(prompt, req) for prompt in req.prompts]
+        seqs = [_sequence(p, req.max_tokens) for p in plans]
         request_id = bodies.new_id("chatcmpl" if chat else "cmpl")
         if req.stream:
-            frames = self._frames(seq, req, request_id, model, gen.stop_reason)
+            frames = self._frames(seqs[0], req, request_id, model, plans[0], planner)
             return StreamingResponse(frames, media_type="text/event-stream; charset=utf-8")
+        died = False
         try:
-            async with contextlib.aclosing(self.s.engine.stream(seq)) as batches:
-                async for _ in batches:
-                    pass
-        except EngineDeadError:
+            async with asyncio.TaskGroup() as group:
+                for seq in seqs:
+                    group.create_task(self._drain(seq))
+        except* EngineDeadError:
+            died = True
+        if died:
             return _dead_response()
-        build = bodies.chat if chat else bodies.completion
-        return _json(
-            build(
-                request_id,
-                model,
-                gen.text,
-                gen.finish_reason,
-                gen.stop_reason,
-                req.prompt_tokens,
-                len(gen.tokens),
+        prompt_tokens = sum(len(p.prompt) for p in plans)
+        completion_tokens = sum(len(p.output.tokens) for p in plans)
+        if chat:
+            out = plans[0].output
+            return _json(
+                bodies.chat(
+                    request_id,
+                    model,
+                    out.text,
+                    out.finish_reason,
+                    out.stop_reason,
+                    prompt_tokens,
+                    completion_tokens,
+                )
             )
+        choices = [planner.choice(i, p, req) for i, p in enumerate(plans)]
+        return _json(
+            bodies.completion(request_id, model, choices, prompt_tokens, completion_tokens)
         )
+
+    async def _drain(self, seq: Sequence) -> None:
+        async with contextlib.aclosing(self.s.engine.stream(seq)) as batches:
+            async for _ in batches:
+                pass
 
     async def _frames(
         self,
@@ -188,8 +200,13 @@ class Handlers:
         req: GenerationRequest,
         request_id: str,
         model: str,
-        stop_reason: str | None,
+        planned: Planned,
+        planner: Planner,
     ) -> AsyncIterator[bytes]:
+        stop_reason = planned.output.stop_reason
+        per_token = (
+            planner.output_logprobs(planned, req.logprobs) if req.logprobs is not None else None
+        )
         writer = bodies.ChunkWriter(request_id, model, chat_mode=req.chat)
         if req.chat:
             yield writer.role()
@@ -206,6 +223,7 @@ class Handlers:
                             seq.finish_reason if last else None,
                             stop_reason if last else None,
                             last=last,
+                            logprobs=per_token[sent - 1] if per_token else None,
                         )
                         if last and not req.include_usage:
                             frame = writer.finish_fingerprint(frame)
@@ -215,7 +233,7 @@ class Handlers:
             yield bodies.sse(bodies.error(DEAD_MESSAGE, "InternalServerError", 500))
         else:
             if req.include_usage:
-                yield writer.usage(req.prompt_tokens, total)
+                yield writer.usage(len(planned.prompt), total)
         yield writer.done()
 
     def _log_model_error(self, body: dict[str, Any]) -> None:
@@ -247,6 +265,16 @@ class Handlers:
             return _dead_response()
         vectors = [tokens.embed(c.seed, text, c.embedding_dim) for text in inputs]
         return _json(bodies.embeddings(bodies.new_id("embd"), model, vectors, prompt_tokens))
+
+
+def _sequence(planned: Planned, max_tokens: int) -> Sequence:
+    return Sequence(
+        prompt_tokens=len(planned.prompt),
+        output=planned.output.tokens,
+        finish_reason=planned.output.finish_reason,
+        max_tokens=max_tokens,
+        prefix_key=planned.prompt.ids,
+    )
 
 
 def routes(handlers: Handlers, runner: str) -> list[Route]:

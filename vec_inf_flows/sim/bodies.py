@@ -66,33 +66,41 @@ def usage(prompt: int, completion: int, *, details: bool = True) -> dict[str, An
     return body
 
 
-def completion(
-    request_id: str,
-    model: str,
+def completion_choice(
+    index: int,
     text: str,
     finish: str,
     stop_reason: str | None,
+    logprobs: dict[str, Any] | None = None,
+    prompt_logprobs: list[dict[str, Any] | None] | None = None,
+) -> dict[str, Any]:
+    return {
+        "index": index,
+        "text": text,
+        "logprobs": logprobs,
+        "finish_reason": finish,
+        "stop_reason": stop_reason,
+        "token_ids": None,
+        "prompt_logprobs": prompt_logprobs,
+        "prompt_token_ids": None,
+        "routed_experts": None,
+    }
+
+
+def completion(
+    request_id: str,
+    model: str,
+    choices: list[dict[str, Any]],
     prompt_tokens: int,
     completion_tokens: int,
 ) -> dict[str, Any]:
+    """One completion body for any number of prompts (usage sums over them, as in vLLM)."""
     return {
         "id": request_id,
         "object": "text_completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "text": text,
-                "logprobs": None,
-                "finish_reason": finish,
-                "stop_reason": stop_reason,
-                "token_ids": None,
-                "prompt_logprobs": None,
-                "prompt_token_ids": None,
-                "routed_experts": None,
-            }
-        ],
+        "choices": choices,
         "service_tier": None,
         "system_fingerprint": FINGERPRINT,
         "usage": usage(prompt_tokens, completion_tokens),
@@ -194,7 +202,13 @@ class ChunkWriter:
         )
 
     def token(
-        self, text: str, finish: str | None = None, stop_reason: str | None = None, *, last: bool
+        self,
+        text: str,
+        finish: str | None = None,
+        stop_reason: str | None = None,
+        *,
+        last: bool,
+        logprobs: dict[str, Any] | None = None,
     ) -> bytes:
         choice: dict[str, Any] = {"index": 0}
         if self.chat_mode:
@@ -205,7 +219,7 @@ class ChunkWriter:
         else:
             choice |= {
                 "text": text,
-                "logprobs": None,
+                "logprobs": logprobs,
                 "finish_reason": finish,
                 "stop_reason": stop_reason,
                 "prompt_token_ids": None,

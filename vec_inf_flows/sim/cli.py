@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from vec_inf_flows.sim import answers as answer_file
 from vec_inf_flows.sim.config import STARTUP_FAILURES, SimConfig
+from vec_inf_flows.sim.vocab import load_model_vocab
 
 USAGE = "vllm serve [model_tag] [options]"
 DEFAULT_MODEL = "Qwen/Qwen3-0.6B"
@@ -180,6 +182,8 @@ def _add_sim_flags(p: argparse.ArgumentParser) -> None:
     sim.add_argument("--sim-kv-cache-tokens", type=int, default=_env("KV_CACHE_TOKENS", None))
     sim.add_argument("--sim-dead-linger", type=float, default=_env("DEAD_LINGER", "1.0"))
     sim.add_argument("--sim-device", choices=["cpu", "cuda"], default=_env("DEVICE", "cpu"))
+    sim.add_argument("--sim-answers", default=_env("ANSWERS", None))
+    sim.add_argument("--sim-tokenizer", default=_env("TOKENIZER", None))
 
 
 def normalize_argv(argv: Sequence[str]) -> tuple[list[str], dict[str, dict[str, Any]]]:
@@ -285,6 +289,9 @@ def _to_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Sim
         args.api_key or ([os.environ["VLLM_API_KEY"]] if "VLLM_API_KEY" in os.environ else [])
     )
     kv_tokens = args.sim_kv_cache_tokens or max(46592, max_model_len)
+    answers = _answers(parser, args.sim_answers)
+    if args.sim_tokenizer:
+        _check_tokenizer(parser, args.sim_tokenizer)
     return SimConfig(
         model=model,
         served_model_names=tuple(args.served_model_name or [model]),
@@ -308,6 +315,7 @@ def _to_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Sim
         enable_server_load_tracking=args.enable_server_load_tracking,
         compilation_config=dict(args.compilation_config or {}),
         seed=args.sim_seed,
+        max_logprobs=args.max_logprobs,
         non_default_args=_non_default(args, parser),
         startup_delay=max(0.0, args.sim_startup_delay),
         fail_at_startup=args.sim_fail_at_startup,
@@ -321,7 +329,26 @@ def _to_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Sim
         dead_linger=max(0.0, args.sim_dead_linger),
         device=args.sim_device,
         log_stats_interval=float(os.environ.get("VLLM_LOG_STATS_INTERVAL", "10")),
+        answers=answers,
+        tokenizer=args.sim_tokenizer or None,
     )
+
+
+def _answers(parser: argparse.ArgumentParser, path: str | None) -> tuple[tuple[str, str], ...]:
+    if not path:
+        return ()
+    try:
+        return answer_file.load(path)
+    except ValueError as exc:
+        _fail(parser, f"argument --sim-answers: {exc}", prog="vllm serve")
+
+
+def _check_tokenizer(parser: argparse.ArgumentParser, path: str) -> None:
+    """Fail at parse time (exit 2, one line) rather than after the start-up log."""
+    try:
+        load_model_vocab(path)
+    except ValueError as exc:
+        _fail(parser, f"argument --sim-tokenizer: {exc}", prog="vllm serve")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

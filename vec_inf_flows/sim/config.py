@@ -33,6 +33,7 @@ class SimConfig:
     enable_server_load_tracking: bool = False
     compilation_config: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    max_logprobs: int = 20
     non_default_args: dict[str, Any] = field(default_factory=dict)
     # --sim-* knobs
     startup_delay: float = 1.0
@@ -47,6 +48,8 @@ class SimConfig:
     dead_linger: float = 1.0
     device: str = "cpu"
     log_stats_interval: float = 10.0
+    answers: tuple[tuple[str, str], ...] = ()  # --sim-answers: (prompt, answer) pairs
+    tokenizer: str | None = None  # --sim-tokenizer: a tokenizer.json (or its folder)
 
     @property
     def served_model_name(self) -> str:

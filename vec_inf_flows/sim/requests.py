@@ -8,6 +8,7 @@ from typing import Any
 
 from vec_inf_flows.sim import tokens
 from vec_inf_flows.sim.bodies import error
+from vec_inf_flows.sim.vocab import Tokens, Vocab
 
 
 class RequestError(Exception):
@@ -49,17 +50,18 @@ def _missing(field: str) -> RequestError:
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """A completion or chat request reduced to what the engine needs."""
+    """A completion or chat request reduced to what the engine needs (one entry per prompt)."""
 
     model: str | None
-    prompt_text: str
-    prompt_tokens: int
+    prompts: tuple[Tokens, ...]
     max_tokens: int
     stream: bool
     include_usage: bool
     stop: tuple[str, ...]
     ignore_eos: bool
     chat: bool
+    logprobs: int | None = None  # completions: how many alternatives per token (0 = none)
+    echo: bool = False
 
 
 def check_model(body: dict[str, Any], served: tuple[str, ...]) -> str:
@@ -73,31 +75,78 @@ def check_model(body: dict[str, Any], served: tuple[str, ...]) -> str:
     return str(name)
 
 
-def _prompt_of(body: dict[str, Any]) -> tuple[str, int]:
+def _is_ids(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(t, int) and not isinstance(t, bool) for t in value
+    )
+
+
+def _prompts_of(body: dict[str, Any], vocab: Vocab) -> tuple[Tokens, ...]:
+    """A string, a list of token ids, or a batch of either (vLLM accepts all four)."""
     prompt = body.get("prompt")
     if prompt is None:
         raise _missing("prompt")
-    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str | list):
-        prompt = prompt[0]
-    if isinstance(prompt, str):
-        return prompt, tokens.count_tokens(prompt)
-    if isinstance(prompt, list) and all(isinstance(t, int) for t in prompt):
-        return " ".join(str(t) for t in prompt), len(prompt)
-    raise bad_request("The simulator serves one prompt per request.", "prompt")
+    if isinstance(prompt, str) or (_is_ids(prompt) and prompt):
+        batch: list[Any] = [prompt]
+    elif isinstance(prompt, list) and not prompt:
+        raise bad_request("You must pass at least one prompt")
+    elif isinstance(prompt, list) and (
+        all(isinstance(p, str) for p in prompt) or all(_is_ids(p) and p for p in prompt)
+    ):
+        batch = prompt
+    else:
+        raise RequestError(
+            400,
+            error(
+                "1 validation error:\n  {'type': 'string_type', 'loc': 'body.prompt', "
+                "'msg': 'Input should be a valid string, a list of token ids, or a list of "
+                "either', 'input': '<list>'}",
+                "Bad Request",
+                400,
+                "body.prompt",
+            ),
+        )
+    try:
+        return tuple(vocab.from_text(p) if isinstance(p, str) else vocab.from_ids(p) for p in batch)
+    except ValueError as exc:
+        raise bad_request(str(exc), "prompt") from None
 
 
-def _messages_of(body: dict[str, Any]) -> tuple[str, int]:
+def _messages_of(body: dict[str, Any], vocab: Vocab) -> tuple[Tokens, ...]:
     messages = body.get("messages")
     if messages is None:
         raise _missing("messages")
     if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
         raise bad_request("messages must be a list of objects.", "messages")
-    text = tokens.render_chat(messages)
-    return text, tokens.count_tokens(text)
+    return (vocab.from_text(tokens.render_chat(messages)),)
 
 
-def parse_generation(body: dict[str, Any], *, chat: bool, max_model_len: int) -> GenerationRequest:
-    prompt_text, prompt_tokens = _messages_of(body) if chat else _prompt_of(body)
+def _logprobs_of(body: dict[str, Any], *, chat: bool, max_logprobs: int) -> int | None:
+    """Completions' ``logprobs: k`` (chat's logprobs are not simulated and stay null)."""
+    value = body.get("logprobs")
+    if chat or value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise bad_request(f"logprobs must be a non-negative integer, got {value!r}.", "logprobs")
+    if value > max_logprobs:
+        raise bad_request(
+            f"Requested sample logprobs of {value}, which is greater than max allowed: "
+            f"{max_logprobs} (parameter=logprobs, value={value})",
+            "logprobs",
+        )
+    return value
+
+
+def parse_generation(
+    body: dict[str, Any],
+    *,
+    chat: bool,
+    max_model_len: int,
+    vocab: Vocab,
+    max_logprobs: int = 20,
+) -> GenerationRequest:
+    prompts = _messages_of(body, vocab) if chat else _prompts_of(body, vocab)
+    prompt_tokens = max(len(p) for p in prompts)
     if chat:
         requested = body.get("max_completion_tokens", body.get("max_tokens"))
     else:
@@ -127,19 +176,24 @@ def parse_generation(body: dict[str, Any], *, chat: bool, max_model_len: int) ->
         )
     if body.get("n", 1) not in (1, None):
         raise bad_request("The simulator supports only n=1.", "n")
+    echo = bool(body.get("echo", False)) and not chat
+    stream = bool(body.get("stream", False))
+    if stream and (echo or len(prompts) > 1):
+        raise bad_request("The simulator streams one prompt per request, without echo.", "stream")
     stop = body.get("stop") or ()
     stop_strings = (stop,) if isinstance(stop, str) else tuple(str(s) for s in stop)
     options = body.get("stream_options") or {}
     return GenerationRequest(
         model=body.get("model"),
-        prompt_text=prompt_text,
-        prompt_tokens=prompt_tokens,
+        prompts=prompts,
         max_tokens=max_tokens,
-        stream=bool(body.get("stream", False)),
+        stream=stream,
         include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
         stop=stop_strings,
         ignore_eos=bool(body.get("ignore_eos", False)),
         chat=chat,
+        logprobs=_logprobs_of(body, chat=chat, max_logprobs=max_logprobs),
+        echo=echo,
     )
 
 

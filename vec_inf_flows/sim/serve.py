@@ -117,9 +117,11 @@ def _route_table(app: Any) -> list[tuple[str, str]]:
 async def _serve(config: SimConfig, log: VllmLog, sock: socket.socket) -> int:
     import uvicorn
 
+    from vec_inf_flows.sim.answers import AnswerBook
     from vec_inf_flows.sim.api import SimState, build_app
     from vec_inf_flows.sim.engine import Engine
     from vec_inf_flows.sim.metrics import EngineMetrics, VllmCollector
+    from vec_inf_flows.sim.vocab import make_vocab
 
     loop = asyncio.get_running_loop()
     outcome = {"exit_code": 0}
@@ -136,7 +138,14 @@ async def _serve(config: SimConfig, log: VllmLog, sock: socket.socket) -> int:
         metrics, config.served_model_name, engine.gauges, cache_config_info(config)
     )
     state = SimState(
-        config, engine, collector, log, random.Random(config.seed), on_startup=lambda: sock.listen()
+        config,
+        engine,
+        collector,
+        log,
+        random.Random(config.seed),
+        on_startup=lambda: sock.listen(),
+        vocab=make_vocab(config.tokenizer),
+        answers=AnswerBook(config.answers),
     )
     app = build_app(state)
     server = _quiet_server(

@@ -23,7 +23,7 @@ _WORD_TEXT = (
     "model server token request cluster node memory queue batch answer simple small first "
     "quickly very good data light water river mountain city people world system value"
 )
-_WORDS = tuple(_WORD_TEXT.split())
+WORDS = tuple(_WORD_TEXT.split())
 _PUNCTUATION = (".", ",", ".", "!", "?", ";")
 
 
@@ -88,15 +88,15 @@ def generate(
         if index and rng.random() < 0.12:
             tokens.append(rng.choice(_PUNCTUATION))
         else:
-            word = rng.choice(_WORDS)
+            word = rng.choice(WORDS)
             tokens.append(word if index == 0 and not leading_space else " " + word)
     finish = "length" if length == max_tokens else "stop"
     if finish == "stop" and tokens:
         tokens[-1] = ""  # the EOS token: counted, never shown
-    return _apply_stop(Generation(tuple(tokens), finish), stop)
+    return apply_stop(Generation(tuple(tokens), finish), stop)
 
 
-def _apply_stop(generation: Generation, stop: tuple[str, ...]) -> Generation:
+def apply_stop(generation: Generation, stop: tuple[str, ...]) -> Generation:
     """Cut at the first stop string, keeping the token that completed it (vLLM counts it)."""
     if not stop:
         return generation

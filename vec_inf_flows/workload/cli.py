@@ -62,6 +62,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VecInfError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted (rerun to resume: finished ids are skipped)", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug or an I/O fault: still one line, never a traceback
+        text = " ".join(str(error).split()) or "no details"
+        print(f"error: {type(error).__name__}: {text}", file=sys.stderr)
+        return 1
     print(summary.model_dump_json(indent=2))
     return 0
 

@@ -32,13 +32,30 @@ class ClientShards:
     ) -> None:
         count = max(1, math.ceil(concurrency / per_client))
         size = math.ceil(concurrency / count)
+        self._timeout = timeout
+        self._headers = headers
+        self._per_client = per_client
+        self._tls = ssl.create_default_context()
+        self.clients: list[httpx.AsyncClient] = []
+        self._active: list[int] = []
+        self._sizes: list[int] = []
+        for _ in range(count):
+            self._add_client(size)
+
+    def _add_client(self, size: int) -> None:
         limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-        tls = ssl.create_default_context()
-        self.clients = [
-            httpx.AsyncClient(limits=limits, timeout=timeout, headers=headers, verify=tls)
-            for _ in range(count)
-        ]
-        self._active = [0] * count
+        self.clients.append(
+            httpx.AsyncClient(
+                limits=limits, timeout=self._timeout, headers=self._headers, verify=self._tls
+            )
+        )
+        self._active.append(0)
+        self._sizes.append(size)
+
+    def ensure(self, concurrency: int) -> None:
+        """Grow to hold ``concurrency`` connections (replicas joined); never shrinks."""
+        while sum(self._sizes) < concurrency:
+            self._add_client(self._per_client)
 
     @property
     def any(self) -> httpx.AsyncClient:
@@ -46,12 +63,14 @@ class ClientShards:
 
     @contextmanager
     def lease(self) -> Iterator[httpx.AsyncClient]:
-        """The client with the fewest requests in flight, for one request.
+        """The client with the most free connections, for one request.
 
         With at most ``concurrency`` requests in flight (the runner's window) one of them
-        always has a free connection, so no request waits on a pool while another pool idles.
+        always has a free connection, so no request waits on a pool while another pool idles
+        (clients added as replicas join may be larger than the first one). A request waiting
+        in httpcore's pool is also one that cancellation can strand there.
         """
-        index = min(range(len(self.clients)), key=self._active.__getitem__)
+        index = max(range(len(self.clients)), key=lambda n: self._sizes[n] - self._active[n])
         self._active[index] += 1
         try:
             yield self.clients[index]

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar
 
 from vec_inf_flows.errors import ConfigError
 from vec_inf_flows.workload.request import InputLineError, WorkRequest, build_request, derived_id
@@ -27,6 +28,8 @@ class InputFormat(StrEnum):
 _SUFFIXES = {".jsonl": InputFormat.JSONL, ".ndjson": InputFormat.JSONL, ".csv": InputFormat.CSV}
 _JSON_COLUMNS = frozenset({"messages"})  # CSV cells that must hold JSON
 _TEXT_COLUMNS = frozenset({"id", "prompt", "input", "model"})  # CSV cells always taken verbatim
+# A JSON escape of a UTF-16 surrogate: only lines holding one need the full encoding check.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def detect_format(path: Path, explicit: str | None = None) -> InputFormat:
@@ -45,10 +48,17 @@ def detect_format(path: Path, explicit: str | None = None) -> InputFormat:
 class Chunk:
     """A run of ``count`` consecutive records starting at ``start_line`` / ``start_offset``."""
 
+    # pydantic reads the attribute docstrings below as descriptions (task-parameter forms).
+    __pydantic_config__: ClassVar[dict[str, bool]] = {"use_attribute_docstrings": True}
+
     index: int
+    """Position of the chunk in the dataset, from 0."""
     start_line: int
+    """Line number of its first record, from 1."""
     start_offset: int
+    """Byte offset of its first record in the file."""
     count: int
+    """Records in the chunk."""
 
     @property
     def name(self) -> str:
@@ -121,6 +131,8 @@ def _to_item(record: _RawRecord, defaults: Mapping[str, Any]) -> InputItem:
     problem = record.problem
     if fields is None and problem is None:
         fields, problem = _decode_json_line(record.raw)
+    if problem is None and fields is not None and _SURROGATE_ESCAPE.search(record.raw):
+        problem = _unencodable(fields)
     if problem is not None or fields is None:
         return InputItem(record.line, fallback, fallback, None, f"line {record.line}: {problem}")
     try:
@@ -128,6 +140,16 @@ def _to_item(record: _RawRecord, defaults: Mapping[str, Any]) -> InputItem:
     except InputLineError as error:
         return InputItem(record.line, fallback, fallback, None, f"line {record.line}: {error}")
     return InputItem(record.line, request.id, fallback, request)
+
+
+def _unencodable(fields: dict[str, Any]) -> str | None:
+    """JSON may escape half a surrogate pair (``"\\ud83d"``): valid JSON, but text no server
+    can be sent, so the line becomes an error record instead of crashing the send."""
+    try:
+        json.dumps(fields, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as error:
+        return f"not valid UTF-8 after JSON decoding (lone surrogate {error.object[error.start]!r})"
+    return None
 
 
 def _decode_json_line(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:

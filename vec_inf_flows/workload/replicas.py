@@ -3,9 +3,14 @@
 Each request goes to the live replica with the fewest requests outstanding, which follows each
 server's real speed without having to measure it. A replica that refuses connections is taken
 out at once; one that keeps failing (5xx, dropped connections, timeouts) is taken out after
-``failure_threshold`` failures in a row. A caller's hook may relaunch it and hand back the new
-one. When no replica is left and none is coming, ``acquire`` raises instead of letting every
-remaining request fail: unfinished ids stay unwritten, so a rerun picks them up.
+``failure_threshold`` failures in a row. Either way the attempts still in flight on it are
+cancelled and go to the others without counting as a failed attempt.
+
+Replicas may join while the run goes on (``add``: a replica group reports them as they become
+READY, so work starts on the first) and may be retired from outside (``retire``: the group saw
+its job end). A caller's hook may relaunch a failed replica and hand back the new one. When no
+replica is left and none is coming, ``acquire`` raises instead of letting every remaining request
+fail: unfinished ids stay unwritten, so a rerun picks them up.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from vec_inf_flows.errors import ServerError
 
@@ -34,6 +40,7 @@ class Replica:
 
 
 ReplacementHook = Callable[[Replica, str], "Replica | Awaitable[Replica | None] | None"]
+CapacityHook = Callable[[Sequence[Replica]], None]
 
 
 class Outcome(StrEnum):
@@ -44,7 +51,7 @@ class Outcome(StrEnum):
     REFUSED = "refused"  # nothing is listening: the server is gone
 
 
-@dataclass
+@dataclass(eq=False)
 class ReplicaState:
     replica: Replica
     outstanding: int = 0
@@ -52,6 +59,7 @@ class ReplicaState:
     sent: int = 0
     alive: bool = True
     removed_because: str | None = None
+    in_flight: set[asyncio.Future[Any]] = field(default_factory=set, repr=False)
 
 
 class NoLiveReplicaError(ServerError):
@@ -60,13 +68,16 @@ class NoLiveReplicaError(ServerError):
 
 @dataclass
 class ReplicaPool:
-    replicas: Sequence[Replica]
+    replicas: Sequence[Replica] = ()
     failure_threshold: int = 10
     on_replica_failed: ReplacementHook | None = None
+    # True while more replicas may still join (a replica group is provisioning them).
+    expecting: bool = False
+    on_capacity: CapacityHook | None = None  # called with the live replicas when they change
     states: list[ReplicaState] = field(init=False)
 
     def __post_init__(self) -> None:
-        if not self.replicas:
+        if not self.replicas and not self.expecting:
             raise ServerError("No server to send requests to: give at least one base URL.")
         self.states = [ReplicaState(replica) for replica in self.replicas]
         self._changed = asyncio.Condition()
@@ -77,7 +88,7 @@ class ReplicaPool:
         return [state for state in self.states if state.alive]
 
     async def acquire(self) -> ReplicaState:
-        """The live replica with the fewest outstanding requests (waits for a replacement)."""
+        """The live replica with the fewest outstanding requests (waits for one to join)."""
         async with self._changed:
             while True:
                 live = self.live
@@ -86,13 +97,16 @@ class ReplicaPool:
                     chosen.outstanding += 1
                     chosen.sent += 1
                     return chosen
-                if not self._replacing:
-                    reasons = "; ".join(
-                        f"{state.replica.base_url}: {state.removed_because}"
-                        for state in self.states
-                    )
-                    raise NoLiveReplicaError(f"Every server failed ({reasons}).")
+                if not self._replacing and not self.expecting:
+                    raise NoLiveReplicaError(f"Every server failed ({self._reasons()}).")
                 await self._changed.wait()
+
+    async def first_replica(self) -> Replica:
+        """Wait until some replica is live (without taking a slot on it)."""
+        state = await self.acquire()
+        state.outstanding -= 1
+        state.sent -= 1
+        return state.replica
 
     def release(self, state: ReplicaState, outcome: Outcome, detail: str = "") -> None:
         state.outstanding -= 1
@@ -107,24 +121,64 @@ class ReplicaPool:
         elif state.consecutive_failures >= self.failure_threshold:
             self._take_out(state, f"{state.consecutive_failures} failures in a row ({detail})")
 
-    async def add(self, replica: Replica) -> None:
-        """Put a (re)launched server into rotation."""
+    def track(self, state: ReplicaState, attempt: asyncio.Future[Any]) -> None:
+        """Remember an attempt in flight, so retiring its replica can move it elsewhere."""
+        state.in_flight.add(attempt)
+        attempt.add_done_callback(state.in_flight.discard)
+
+    async def add(self, replica: Replica) -> bool:
+        """Put a (re)launched server into rotation; a base URL already seen is ignored."""
         async with self._changed:
+            if any(state.replica.base_url == replica.base_url for state in self.states):
+                return False
             self.states.append(ReplicaState(replica))
             self._changed.notify_all()
+        self._capacity_changed()
+        return True
+
+    async def retire(self, base_url: str, reason: str) -> bool:
+        """Take a replica out because its job ended (no relaunch hook: the caller replaces it)."""
+        url = base_url.rstrip("/")
+        for state in self.states:
+            if state.alive and state.replica.base_url == url:
+                self._remove(state, reason)
+                await self._notify()
+                return True
+        return False
+
+    async def finish(self) -> None:
+        """No more replicas will join: waiting stops once the live ones are gone."""
+        self.expecting = False
+        await self._notify()
 
     async def close(self) -> None:
         for task in list(self._replacing):
             task.cancel()
         await asyncio.gather(*self._replacing, return_exceptions=True)
 
+    def _reasons(self) -> str:
+        return (
+            "; ".join(f"{state.replica.base_url}: {state.removed_because}" for state in self.states)
+            or "no server ever became ready"
+        )
+
     def _take_out(self, state: ReplicaState, reason: str) -> None:
-        state.alive = False
-        state.removed_because = reason
-        _log.warning("taking %s out of rotation: %s", state.replica.base_url, reason)
+        self._remove(state, reason)
         if self.on_replica_failed is not None:
             task = asyncio.get_running_loop().create_task(self._replace(state.replica, reason))
             self._replacing.add(task)
+
+    def _remove(self, state: ReplicaState, reason: str) -> None:
+        state.alive = False
+        state.removed_because = reason
+        _log.warning("taking %s out of rotation: %s", state.replica.base_url, reason)
+        for attempt in list(state.in_flight):  # they go to the other replicas
+            attempt.cancel()
+        self._capacity_changed()
+
+    def _capacity_changed(self) -> None:
+        if self.on_capacity is not None:
+            self.on_capacity([state.replica for state in self.live])
 
     async def _replace(self, replica: Replica, reason: str) -> None:
         hook = self.on_replica_failed

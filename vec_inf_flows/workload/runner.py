@@ -1,14 +1,19 @@
 """Pushing a workload (or one chunk of it) through READY servers, exactly once.
 
-Records are read one at a time and a request only starts when one of ``concurrency`` slots is
-free, so memory is bounded by the window, not the file. Every finished request is written at
-once; if every server is lost the run stops *without* writing the unfinished ids, so a rerun
-after relaunching finishes them and nothing is recorded twice.
+Records are read one at a time and a request only starts when a slot of the window is free, so
+memory is bounded by the window, not the file. Every finished request is written at once; if
+every server is lost the run stops *without* writing the unfinished ids, so a rerun after
+relaunching finishes them and nothing is recorded twice.
+
+Servers may also join and leave while the run goes on (``membership``, fed by a replica group):
+work starts on the first READY replica, the window grows with each one that joins, and the
+requests in flight on one that leaves go to the others.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -20,10 +25,17 @@ import httpx
 
 from vec_inf_flows.errors import ServerError
 from vec_inf_flows.workload.clients import ClientShards
-from vec_inf_flows.workload.concurrency import concurrency_for
+from vec_inf_flows.workload.concurrency import Window, concurrency_for
+from vec_inf_flows.workload.membership import Membership, follow
 from vec_inf_flows.workload.reader import Chunk, InputItem, read_items
 from vec_inf_flows.workload.record import RecordError, ResultRecord, RetryNote
-from vec_inf_flows.workload.replicas import Outcome, ReplacementHook, Replica, ReplicaPool
+from vec_inf_flows.workload.replicas import (
+    Outcome,
+    ReplacementHook,
+    Replica,
+    ReplicaPool,
+    ReplicaState,
+)
 from vec_inf_flows.workload.request import WorkRequest
 from vec_inf_flows.workload.retry import RetryPolicy
 from vec_inf_flows.workload.sender import Attempt, send_once
@@ -31,13 +43,14 @@ from vec_inf_flows.workload.stats import ChunkSummary, Progress, RunStats
 from vec_inf_flows.workload.store import ResultStore
 
 ProgressHook = Callable[[Progress], None]
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class RunOptions:
     model: str | None = None  # None: the first model the first server lists
     defaults: Mapping[str, Any] = field(default_factory=dict)  # sampling params for every request
-    concurrency: int | None = None  # None: from the replicas' max_concurrency (+ headroom)
+    concurrency: int | None = None  # None: from the live replicas' max_concurrency (+ headroom)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     request_timeout_s: float = 600.0
     connect_timeout_s: float = 10.0
@@ -46,6 +59,7 @@ class RunOptions:
     failure_threshold: int = 10  # soft failures in a row that take a replica out
     fsync_every: int = 256
     seed: int | None = None  # for the backoff jitter
+    deadline_s: float | None = None  # the whole chunk; None: no limit
 
 
 def run_chunk(
@@ -57,19 +71,26 @@ def run_chunk(
     options: RunOptions | None = None,
     on_progress: ProgressHook | None = None,
     on_replica_failed: ReplacementHook | None = None,
+    membership: Membership | None = None,
 ) -> ChunkSummary:
-    """Run one chunk (or, without ``chunk``, the whole input) to completion; blocking."""
-    return asyncio.run(
-        run_chunk_async(
-            input_path,
-            output_path,
-            replicas,
-            chunk=chunk,
-            options=options,
-            on_progress=on_progress,
-            on_replica_failed=on_replica_failed,
-        )
+    """Run one chunk (or, without ``chunk``, the whole input) to completion; blocking.
+
+    After ``options.deadline_s`` seconds the requests in flight are cancelled and
+    ``TimeoutError`` is raised: a deadline of our own, which works in any thread (a Prefect task
+    timeout cannot interrupt a task in a worker thread). What finished is in the output, so a
+    rerun sends only the rest.
+    """
+    work = run_chunk_async(
+        input_path,
+        output_path,
+        replicas,
+        chunk=chunk,
+        options=options,
+        on_progress=on_progress,
+        on_replica_failed=on_replica_failed,
+        membership=membership,
     )
+    return asyncio.run(asyncio.wait_for(work, options.deadline_s if options else None))
 
 
 async def run_chunk_async(
@@ -81,26 +102,53 @@ async def run_chunk_async(
     options: RunOptions | None = None,
     on_progress: ProgressHook | None = None,
     on_replica_failed: ReplacementHook | None = None,
+    membership: Membership | None = None,
 ) -> ChunkSummary:
+    """As ``run_chunk``; with ``membership`` the run may start with no replica at all."""
     opts = options or RunOptions()
     servers = [r if isinstance(r, Replica) else Replica(r) for r in replicas]
-    concurrency = opts.concurrency or concurrency_for(r.max_concurrency for r in servers)
+    window = Window(opts.concurrency or concurrency_for(r.max_concurrency for r in servers))
     timeout = httpx.Timeout(opts.request_timeout_s, connect=opts.connect_timeout_s, pool=None)
     headers = {"Authorization": f"Bearer {opts.api_key}"} if opts.api_key else {}
-    pool = ReplicaPool(servers, opts.failure_threshold, on_replica_failed)
+    clients = ClientShards(window.limit, timeout, headers)
+
+    def follow_capacity(live: Sequence[Replica]) -> None:
+        if opts.concurrency is None:
+            window.resize(concurrency_for(r.max_concurrency for r in live))
+            clients.ensure(window.limit)
+
+    pool = ReplicaPool(
+        servers,
+        opts.failure_threshold,
+        on_replica_failed,
+        expecting=membership is not None,
+        on_capacity=follow_capacity,
+    )
+    following = (
+        asyncio.get_running_loop().create_task(follow(membership, pool))
+        if membership is not None
+        else None
+    )
     with ResultStore.open(output_path, fsync_every=opts.fsync_every) as store:
-        clients = ClientShards(concurrency, timeout, headers)
         try:
             defaults = dict(opts.defaults)
-            if "model" not in defaults:
-                defaults["model"] = opts.model or await discover_model(clients.any, servers[0])
+            if "model" not in defaults and opts.model:
+                defaults["model"] = opts.model
+            elif "model" not in defaults:
+                first = servers[0] if servers else await pool.first_replica()
+                defaults["model"] = await discover_model(clients.any, first)
             items = read_items(
                 input_path, defaults=defaults, input_format=opts.input_format, chunk=chunk
             )
-            run = _Run(clients, pool, store, opts, concurrency, on_progress)
+            run = _Run(clients, pool, store, opts, window, on_progress)
             run.stats.total = chunk.count if chunk else None
             await run.execute(items)
         finally:
+            if following is not None:
+                following.cancel()
+                (outcome,) = await asyncio.gather(following, return_exceptions=True)
+                if isinstance(outcome, Exception):
+                    _log.warning("following the replica group failed: %s", outcome)
             await pool.close()
             await clients.aclose()
         return run.stats.summary(chunk.name if chunk else None)
@@ -127,7 +175,7 @@ class _Run:
         pool: ReplicaPool,
         store: ResultStore,
         options: RunOptions,
-        concurrency: int,
+        window: Window,
         on_progress: ProgressHook | None,
     ) -> None:
         self.clients = clients
@@ -136,7 +184,7 @@ class _Run:
         self.options = options
         self.on_progress = on_progress
         self.stats = RunStats()
-        self.slots = asyncio.Semaphore(concurrency)
+        self.slots = window
         self.rng = random.Random(options.seed)
         self.dispatched: set[str] = set()  # ids sent in this run (finished ones are in the store)
         self.tasks: set[asyncio.Task[None]] = set()
@@ -166,6 +214,21 @@ class _Run:
             await self._cancel_in_flight()
         if self.failure is not None:
             raise self.failure
+
+    async def _attempt(self, state: ReplicaState, request: WorkRequest) -> Attempt | None:
+        """One attempt on one replica; None when the replica was retired mid-flight."""
+        with self.clients.lease() as client:
+            sending = asyncio.get_running_loop().create_task(
+                send_once(client, state.replica.base_url, request)
+            )
+            self.pool.track(state, sending)
+            try:
+                return await sending
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # the run itself is being cancelled
+                return None
 
     def _already_done(self, item: InputItem) -> bool:
         """Skip ids written by an earlier run; turn a repeated id into this line's error."""
@@ -221,18 +284,21 @@ class _Run:
         attempt: Attempt | None = None
         replica_url = ""
         policy = self.options.retry
-        for number in range(1, policy.max_attempts + 1):
+        number = 0
+        while number < policy.max_attempts:
             # NoLiveReplicaError propagates: it ends the run and leaves this id for the rerun.
             state = await self.pool.acquire()
             replica_url = state.replica.base_url
             attempt = None
             try:
-                with self.clients.lease() as client:
-                    attempt = await send_once(client, replica_url, request)
+                attempt = await self._attempt(state, request)
             finally:
                 detail = attempt.error.type if attempt and attempt.error else ""
-                # A cancelled attempt says nothing about the replica's health.
+                # A cancelled or moved attempt says nothing about the replica's health.
                 self.pool.release(state, attempt.health if attempt else Outcome.OK, detail)
+            if attempt is None:  # its replica left while it was in flight: try another
+                continue
+            number += 1
             if attempt.ok or not attempt.retryable or number == policy.max_attempts:
                 break
             wait = policy.delay(number, attempt.retry_after_s, self.rng)

@@ -10,6 +10,7 @@ import json
 import math
 import time
 from array import array
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,27 +131,71 @@ class RunStats:
         )
 
 
-def output_latencies(path: str | Path) -> tuple[LatencySummary, LatencySummary]:
-    """Latency and time-to-first-token percentiles over every answered record of an output file.
+class ErrorGroup(BaseModel):
+    """One reason requests failed, and how many failed for it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reason: str  # "HTTP 401: Unauthorized", "connection: ...", "invalid_input: ..."
+    count: int
+
+
+class OutputDigest(BaseModel):
+    """What an output file holds: answered and failed requests, why they failed, latencies."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ok: int = 0
+    failed: int = 0  # sent, and finally failed
+    invalid: int = 0  # input lines that never became requests
+    errors: list[ErrorGroup] = []  # most frequent first
+    latency_s: LatencySummary = LatencySummary()
+    ttft_s: LatencySummary = LatencySummary()
+
+
+def digest_output(path: str | Path) -> OutputDigest:
+    """Count, group the failures of, and take percentiles over a whole output file.
 
     Chunk summaries cannot be merged into exact percentiles, and a resumed run's earlier
     answers are only in the file: reading it once at the end covers both, streaming, at 8 bytes
-    a value.
+    a latency.
     """
     latencies: array[float] = array("d")
     ttfts: array[float] = array("d")
+    reasons: Counter[str] = Counter()
+    counts = {"ok": 0, "failed": 0, "invalid": 0}
     with Path(path).open("rb") as handle:
         for line in handle:
             try:
                 record = json.loads(line)
             except ValueError:
                 continue  # a torn line is the store's business, not the summary's
-            if isinstance(record, dict) and record.get("ok"):
+            if not isinstance(record, dict):
+                continue
+            if record.get("ok"):
+                counts["ok"] += 1
                 if isinstance(record.get("latency_s"), int | float):
                     latencies.append(float(record["latency_s"]))
                 if isinstance(record.get("ttft_s"), int | float):
                     ttfts.append(float(record["ttft_s"]))
-    return _summarise(latencies), _summarise(ttfts)
+                continue
+            counts["invalid" if not record.get("attempts") else "failed"] += 1
+            reasons[_reason(record.get("error"))] += 1
+    return OutputDigest(
+        **counts,
+        errors=[ErrorGroup(reason=text, count=n) for text, n in reasons.most_common()],
+        latency_s=_summarise(latencies),
+        ttft_s=_summarise(ttfts),
+    )
+
+
+def _reason(error: object) -> str:
+    """``HTTP 401: Unauthorized``, ``timeout: ...``: the status or kind, then the message."""
+    if not isinstance(error, dict):
+        return "unknown error"
+    kind = f"HTTP {error['status']}" if error.get("status") else str(error.get("type") or "error")
+    message = " ".join(str(error.get("message") or "").split())[:200]
+    return f"{kind}: {message}" if message else kind
 
 
 def _summarise(values: array[float]) -> LatencySummary:

@@ -28,7 +28,12 @@ from vec_inf_flows.backends.slurm.parse import (
     parse_submitted_id,
 )
 from vec_inf_flows.backends.slurm.runner import CommandResult, run_command
-from vec_inf_flows.errors import JobNotFoundError, SlurmPermanentError, SlurmTransientError
+from vec_inf_flows.errors import (
+    JobNotFoundError,
+    SlurmError,
+    SlurmPermanentError,
+    SlurmTransientError,
+)
 from vec_inf_flows.jobs import JobId, JobRecord
 
 logger = logging.getLogger(__name__)
@@ -98,6 +103,9 @@ class SlurmBackend:
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
         self.command_counts: Counter[str] = Counter()
+        # Why sacct could not answer the last query (None when it did): jobs squeue no longer
+        # lists are then decided from their job dirs, and "unknown id" says it may be this.
+        self.accounting_error: str | None = None
 
     @property
     def commands_run(self) -> int:
@@ -235,9 +243,17 @@ class SlurmBackend:
             if outcome is Outcome.OK:
                 found += [job for job in parse_squeue(result.stdout) if _wanted(job, chunk)]
         missing = [job_id for job_id in wanted if not any(_matches(job_id, j) for j in found)]
+        self.accounting_error = None
         if missing:
             since = self._sacct_since(submitted_after)
-            found += [job for job in self._accounting_jobs(since, missing) if _wanted(job, missing)]
+            try:
+                accounted = self._accounting_jobs(since, missing)
+            except SlurmError as error:
+                # squeue answered, so none of these runs; how they ended is in their job dirs.
+                logger.info("sacct cannot answer (%s); ended jobs are judged by files", error)
+                self.accounting_error = str(error)
+                accounted = []
+            found += [job for job in accounted if _wanted(job, missing)]
         records: dict[str, JobRecord] = {}
         for job in found:  # squeue rows come first: the controller's view wins
             records.setdefault(job.record.job_id, job.record)

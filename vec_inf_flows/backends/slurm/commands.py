@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from vec_inf_flows.errors import ConfigError
+from vec_inf_flows.errors import ConfigError, quote
 from vec_inf_flows.jobs import JobId
 
 # Very many ids on one command line are split into calls of this size (argv and RPC size).
@@ -34,7 +34,7 @@ def checked(value: str, what: str) -> str:
     """Return ``value`` if it can travel as one argv item; refuse NUL and line breaks."""
     for char, label in _FORBIDDEN.items():
         if char in value:
-            raise ConfigError(f"{what} must not contain a {label}: {value!r}")
+            raise ConfigError(f"{what} must not contain a {label}: {quote(value)}")
     if not value:
         raise ConfigError(f"{what} must not be empty")
     return value

@@ -39,6 +39,17 @@ _TRANSIENT = (
     "Resource temporarily unavailable",
     "Transport endpoint is not connected",
     "Communication connection failure",
+    # What a controller restart (or fail-over) answers for a few seconds: the RPC reached a
+    # daemon that was not ready to serve it.
+    "Unexpected message received",
+    "Message receive failure",
+    "Message send failure",
+    "Communication shutdown failure",
+    "Slurm backup controller in standby mode",
+    "Process is shutting down",
+    "Rate limit exceeded",
+    "Connection timed out",
+    "Job can not be altered now, try again later",
 )
 # Known refusals; listed so their messages read well, anything unrecognised is permanent too.
 _PERMANENT = (

@@ -1,0 +1,1 @@
+"""lm-eval task YAMLs and their local data (the bundled evaluation set)."""

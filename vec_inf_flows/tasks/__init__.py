@@ -1,0 +1,69 @@
+"""Prefect tasks over ``VecInfClient``: one external side effect each, with its own retries.
+
+``server`` (launch, wait, metrics, shutdown), ``workload`` (chunks, workload callables),
+``retries`` (which faults are retried), ``ownership`` (labels, teardown, hooks), ``blocks``
+(block arguments and the client they give), ``naming`` (task-run names).
+
+Example, inside your own flow:
+
+```python
+from prefect import flow
+from vec_inf_flows.tasks import collect_metrics, launch_server, release_server, wait_until_ready
+
+@flow
+def my_eval() -> float | None:
+    server = launch_server("SmolLM2-135M-Instruct", {"time": "00:30:00"})
+    try:
+        server = wait_until_ready(server, timeout=900)
+        ...  # send requests to server.base_url with server.bearer() as the key
+        return collect_metrics(server).generation_throughput
+    finally:
+        release_server(server)  # a plain call: works even if the Prefect API is gone
+```
+"""
+
+from vec_inf_flows.tasks.blocks import client_for, load_cluster, load_server
+from vec_inf_flows.tasks.ownership import (
+    FLOW_RUN_LABEL,
+    LAUNCH_KEY_LABEL,
+    LaunchedServers,
+    labels_of,
+    launched_servers,
+    live_jobs,
+    release_server,
+    teardown_hook,
+)
+from vec_inf_flows.tasks.retries import is_transient, retry_launch, retry_on_transient
+from vec_inf_flows.tasks.server import (
+    batch_launch_servers,
+    collect_metrics,
+    launch_server,
+    shutdown_server,
+    wait_until_ready,
+)
+from vec_inf_flows.tasks.workload import resolve_callable, run_workload, run_workload_chunk
+
+__all__ = [
+    "FLOW_RUN_LABEL",
+    "LAUNCH_KEY_LABEL",
+    "LaunchedServers",
+    "batch_launch_servers",
+    "client_for",
+    "collect_metrics",
+    "is_transient",
+    "labels_of",
+    "launch_server",
+    "launched_servers",
+    "live_jobs",
+    "load_cluster",
+    "load_server",
+    "release_server",
+    "resolve_callable",
+    "retry_launch",
+    "retry_on_transient",
+    "run_workload",
+    "run_workload_chunk",
+    "shutdown_server",
+    "teardown_hook",
+    "wait_until_ready",
+]

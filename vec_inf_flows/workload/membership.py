@@ -1,0 +1,45 @@
+"""Replicas joining and leaving a run while it goes on.
+
+A replica group reports its servers as they become READY and as their jobs end; the runner
+applies those changes to its pool. The stream of changes ends when no more replicas will come
+(the group gave up or was told to stop), which lets the run fail cleanly once the last live
+replica is gone instead of waiting forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+
+from vec_inf_flows.workload.replicas import Replica, ReplicaPool
+
+
+@dataclass(frozen=True)
+class Joined:
+    """A server became READY: send it work."""
+
+    replica: Replica
+
+
+@dataclass(frozen=True)
+class Left:
+    """A server's job ended (or was released): stop sending it work, move what it holds."""
+
+    base_url: str
+    reason: str
+
+
+MembershipChange = Joined | Left
+Membership = AsyncIterable[MembershipChange]
+
+
+async def follow(changes: Membership, pool: ReplicaPool) -> None:
+    """Apply every change to the pool; when the stream ends, tell the pool none are coming."""
+    try:
+        async for change in changes:
+            if isinstance(change, Joined):
+                await pool.add(change.replica)
+            else:
+                await pool.retire(change.base_url, change.reason)
+    finally:
+        await pool.finish()
