@@ -219,6 +219,15 @@ CASES = [
         reason=LAPSE,
     ),
     Case(
+        "lease lapsed on a multi-node server: a node line while it stops is no failure",
+        record(JobPhase.FAILED, "FAILED", exit_code="1:0"),
+        NODE_DIED_LOG,
+        engine_exit=-15,
+        evidence=LAPSED,
+        status=ServerStatus.SHUTDOWN,
+        reason=LAPSE,
+    ),
+    Case(
         "lease lapsed, forgotten by Slurm",
         None,
         CANCEL_LOG,
