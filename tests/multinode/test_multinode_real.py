@@ -3,6 +3,7 @@
 Launched through the CLI like any model, in both multi-node modes: it must answer exactly as the
 same model on one node does (greedy), report real metrics, leave no process of the job on the
 machine after shutdown, and turn FAILED within seconds when a process of the second node dies.
+An owner that dies stops a multi-node server by its lease, as it stops any other: cleanly.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from testkit import (
+    REPO,
     JobProcess,
     Sandbox,
     job_processes,
@@ -168,3 +172,57 @@ def test_killing_the_second_node_fails_the_server_everywhere(
     assert final.server_status is ServerStatus.FAILED
     assert "node2" in (final.failed_reason or "")
     assert ray_temp_dirs(job_id) == []
+
+
+# A Python API owner holding a short lease on a 2-node server; the test SIGKILLs it once READY.
+LEASE_OWNER = """
+import json, sys, time
+from vec_inf_flows import LeasePolicy, VecInfClient
+client = VecInfClient()
+launched = client.launch(sys.argv[1], lease=LeasePolicy(renew_every=3, lapse_after=15),
+                         **json.loads(sys.argv[2]))
+print(launched.job_id, launched.job_dir, flush=True)
+client.wait_until_ready(launched.job_id, timeout=float(sys.argv[3]), poll_interval=2)
+print("READY", flush=True)
+time.sleep(3600)
+"""
+
+
+def test_a_dead_owner_stops_every_node_by_its_lease(sandbox: Sandbox, tmp_path: Path) -> None:
+    options = {
+        "num_nodes": 2,
+        "gpus_per_node": 1,
+        "multi_node_mode": "native",
+        "vllm_args": TWO_NODES,
+        "env": BOTH_CORES,
+        "time": "00:20:00",
+    }
+    script = tmp_path / "owner.py"
+    script.write_text(LEASE_OWNER)
+    argv = [sys.executable, str(script), MODEL, json.dumps(options), str(READY_TIMEOUT)]
+    owner = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=sandbox.env, cwd=REPO)
+    assert owner.stdout is not None
+    job_id, job_dir = owner.stdout.readline().split()
+    try:
+        assert owner.stdout.readline().strip() == "READY"
+        sessions = sessions_of_job(job_id)
+        assert {"node1", "node2"} <= {process.node for process in job_processes(job_id)}
+    finally:
+        owner.kill()
+        owner.wait()
+    killed = time.monotonic()
+    while sandbox.squeue_ids():
+        assert time.monotonic() - killed < 15 + 60, "the server outlived its owner's lease"
+        time.sleep(1)
+    final = sandbox.client.status(job_id)
+    assert final.server_status is ServerStatus.SHUTDOWN, final
+    assert (final.detail or "").startswith("owner stopped renewing at "), final
+    assert final.slurm_state in ("COMPLETED", None), final  # ended cleanly, not FAILED
+    errors = Path(job_dir).glob("*.err")
+    assert not [
+        line
+        for path in errors
+        for line in path.read_text().splitlines()
+        if line.startswith("vec-inf: ")
+    ]
+    no_engine_processes_left(job_id, within=45, sessions=sessions)
