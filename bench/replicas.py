@@ -9,7 +9,11 @@ each) run as Slurm jobs of one replica group, with its vllm-router job. In one r
    alternated, at the same concurrency; target: router >= 95% of direct;
 3. time to first result: a new group of 4 replicas needing 2 GPUs each while another job holds
    2 of node1's 4 GPUs, so one replica stays PENDING; work starts on the first READY replica
-   and the run ends without the PENDING one; target: first result follows the first READY.
+   and the run ends without the PENDING one; target: first result follows the first READY;
+4. elastic: a dataset with a long tail (the short requests, then four long generations of
+   different lengths) on 4 fixed replicas and on an elastic group of at most 4, alternated:
+   replica-seconds held (Slurm's elapsed time of every replica job, from sacct; GPU-seconds
+   when each replica holds one GPU) and wall time.
 
 The capacity is kept low on purpose (default 4 x 8 x 25 = 800 tokens/s for 4 replicas, 32
 requests/s of 25 tokens): this machine has 2 cores shared by the simulators, the router and the
@@ -18,6 +22,7 @@ requests make 16 batches per replica at 4 replicas, so the last, partly filled b
 discrete effect of the simulator's strict batches) costs little.
 
     .venv/bin/python bench/replicas.py [--seqs 8] [--tokens-per-second 25] [--requests 512]
+        [--parts scaling,ttfr,elastic]
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ from vec_inf_flows.replicas import (
     ReplicaPlan,
     RouterSettings,
 )
+from vec_inf_flows.replicas.elastic import ElasticPolicy
+from vec_inf_flows.replicas.serving import ServingGroup
 from vec_inf_flows.replicas.status import group_status, wait_until_usable
 from vec_inf_flows.workload import Replica, RunOptions, concurrency_for, run_chunk
 from vec_inf_flows.workload.stats import ChunkSummary
@@ -213,6 +220,87 @@ def first_result(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     }
 
 
+TAIL_TOKENS = (100, 200, 300, 400)  # the long generations at the end of the dataset
+
+
+def write_tailed(path: Path, count: int, max_tokens: int) -> Path:
+    write_requests(path, count, max_tokens)
+    with path.open("a") as handle:
+        for n, tokens in enumerate(TAIL_TOKENS):
+            row = {
+                "id": f"tail{n}",
+                "messages": [{"role": "user", "content": f"Write at length about topic {n}."}],
+                "max_tokens": tokens,
+                "ignore_eos": True,
+            }
+            handle.write(json.dumps(row) + "\n")
+    return path
+
+
+def held_seconds(job_ids: list[str]) -> int:
+    """Seconds the jobs ran, summed, as Slurm accounted them (sacct's ElapsedRaw)."""
+    for _ in range(30):  # accounting catches up a few seconds after the last job ends
+        rows = subprocess.run(
+            ["sacct", "-X", "-P", "-n", "-j", ",".join(job_ids), "-o", "JobID,ElapsedRaw,End"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        fields = [row.split("|") for row in rows]
+        if len(fields) == len(job_ids) and all(end != "Unknown" for _, _, end in fields):
+            return sum(int(elapsed) for _, elapsed, _ in fields)
+        time.sleep(1)
+    raise SystemExit(f"sacct has no end time for all of {job_ids}")
+
+
+def tail_run(args: argparse.Namespace, scratch: Path, elastic: bool, n: int) -> dict[str, float]:
+    """The tailed dataset on 4 fixed replicas or an elastic group of at most 4."""
+    client = VecInfClient()
+    source = write_tailed(scratch / "tail.jsonl", args.requests, args.max_tokens)
+    total = args.requests + len(TAIL_TOKENS)
+    plan = ReplicaPlan(model_name=MODEL, replicas=4, options=options(args, scratch / "logs-tail"))
+    policy = ElasticPolicy() if elastic else None
+    started = time.monotonic()
+    group = ReplicaGroup.launch(client, plan, first=1 if elastic else None)
+    serving = ServingGroup(group, elastic=policy)
+    key = str(source)
+    serving.expect(key, total)
+    try:
+        summary = run_chunk(
+            source,
+            scratch / f"tail-{'elastic' if elastic else 'fixed'}-{n}.jsonl",
+            [],
+            options=RunOptions(),
+            membership=serving.membership(interval=0.5),
+            on_progress=lambda p: serving.note_progress(key, p.done, total),
+        )
+        wall = time.monotonic() - started
+    finally:
+        serving.shutdown()
+    if summary.ok != total:
+        raise SystemExit(f"tail run incomplete: {summary.model_dump_json()}")
+    held = held_seconds(group.replica_ids())
+    label = "elastic (at most 4)" if elastic else "fixed 4"
+    print(
+        f"  {label:<20} wall {wall:6.1f} s, replica-seconds held {held:5d}, "
+        f"jobs {len(group.replica_ids())}, peak {serving.watcher.peak_serving}",
+        flush=True,
+    )
+    return {"wall_s": wall, "held_s": held}
+
+
+def elastic_tail(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
+    results: dict[str, list[float]] = {}
+    for round_number in range(1, args.rounds + 1):
+        print(f"round {round_number}: long tail, fixed vs elastic")
+        for elastic in (False, True) if round_number % 2 else (True, False):
+            figures = tail_run(args, scratch, elastic, round_number)
+            name = "elastic" if elastic else "fixed"
+            for key, value in figures.items():
+                results.setdefault(f"{name}-{key}", []).append(value)
+    return {key: statistics.median(values) for key, values in results.items()}
+
+
 def _squeue_state(job_id: str) -> str:
     return subprocess.run(
         ["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True
@@ -227,30 +315,50 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    parser.add_argument(
+        "--parts", default="scaling,ttfr,elastic", help="which parts to run (comma-separated)"
+    )
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     capacity = args.seqs * args.tokens_per_second
     print(
         f"replica capacity: {args.seqs} seqs x {args.tokens_per_second:g} tok/s = "
         f"{capacity:g} tok/s; {args.requests} requests x {args.max_tokens} tokens"
     )
+    figures: dict[str, Any] = {}
+    ttfr: dict[str, Any] = {}
+    tail: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-replicas-") as name:
         scratch = Path(name)
-        figures = scaling_and_router(args, scratch)
-        print("time to first result (one replica held PENDING by a GPU it cannot get)")
-        ttfr = first_result(args, scratch)
-    one, two, four = (figures[f"direct-{n}"] for n in (1, 2, 4))
-    router, direct = figures["router-4-paired"], figures["direct-4-paired"]
+        if "scaling" in parts:
+            figures = scaling_and_router(args, scratch)
+        if "ttfr" in parts:
+            print("time to first result (one replica held PENDING by a GPU it cannot get)")
+            ttfr = first_result(args, scratch)
+        if "elastic" in parts:
+            tail = elastic_tail(args, scratch)
     print()
-    print(f"1 replica                 {one:8.1f} tok/s  ({one / capacity:.0%} of its capacity)")
-    print(f"2 replicas                {two:8.1f} tok/s  {two / one:5.2f}x one")
-    print(f"4 replicas                {four:8.1f} tok/s  {four / one:5.2f}x one  (target >= 3.6x)")
-    print(f"router / direct (4)       {router / direct:8.1%}  (target >= 95%)")
-    print(
-        f"first result - first READY {ttfr['first_result_s'] - ttfr['first_ready_s']:7.1f} s; "
-        f"{ttfr['pending_at_end']} replica(s) still PENDING when the run ended"
-    )
+    if figures:
+        one, two, four = (figures[f"direct-{n}"] for n in (1, 2, 4))
+        router, direct = figures["router-4-paired"], figures["direct-4-paired"]
+        print(f"1 replica                 {one:8.1f} tok/s  ({one / capacity:.0%} of capacity)")
+        print(f"2 replicas                {two:8.1f} tok/s  {two / one:5.2f}x one")
+        print(f"4 replicas                {four:8.1f} tok/s  {four / one:5.2f}x one  (>= 3.6x)")
+        print(f"router / direct (4)       {router / direct:8.1%}  (target >= 95%)")
+    if ttfr:
+        print(
+            f"first result - first READY {ttfr['first_result_s'] - ttfr['first_ready_s']:7.1f} s;"
+            f" {ttfr['pending_at_end']} replica(s) still PENDING when the run ended"
+        )
+    if tail:
+        held = tail["elastic-held_s"] / tail["fixed-held_s"]
+        wall = tail["elastic-wall_s"] / tail["fixed-wall_s"]
+        print(
+            f"elastic / fixed 4          replica-seconds {held:.2f}x "
+            f"({tail['elastic-held_s']:.0f} vs {tail['fixed-held_s']:.0f}), wall {wall:.2f}x"
+        )
     if args.json:
-        print(json.dumps({"capacity": capacity, **figures, "ttfr": ttfr}))
+        print(json.dumps({"capacity": capacity, **figures, "ttfr": ttfr, "tail": tail}))
 
 
 if __name__ == "__main__":

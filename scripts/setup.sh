@@ -12,7 +12,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "setup: installing vec-inf-flows and its dependencies into .venv"
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,router,lm-eval]' 2>&1 \
         | grep -v "^WARNING: Location" || true
-    TRANSFORMERS_VERBOSITY=error .venv/bin/python -c "import vec_inf_flows, prefect, httpx, rich, pydantic, vllm_router, lm_eval, transformers"
+    TRANSFORMERS_VERBOSITY=error .venv/bin/python -c "import vec_inf_flows, prefect, httpx, rich, pydantic, vllm_router, lm_eval, transformers, playwright"
     touch "$stamp"
 fi
 echo "setup: .venv ready ($(.venv/bin/python --version))"

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The project's test command: install what the tests need (venv, a real local Slurm cluster),
-# then run the whole suite. Safe to rerun; a second run reuses everything already set up.
+# The project's test command: install what the tests need (venv, Chromium for the UI tests, a
+# real local Slurm cluster), then run the whole suite. Safe to rerun; a second run reuses
+# everything already set up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/chromium.sh
 bash scripts/slurm/up.sh
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 set +e

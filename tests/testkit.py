@@ -80,6 +80,23 @@ class Sandbox:
         return alive
 
 
+def processes_with_env(variable: str, value: str | Path) -> list[int]:
+    """Live pids (not this one, no zombies) whose environment sets ``variable=value``."""
+    wanted = f"{variable}={value}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if wanted in environ and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
 @dataclass(frozen=True)
 class JobProcess:
     pid: int
@@ -89,31 +106,27 @@ class JobProcess:
 
 
 def job_processes(job_id: str) -> list[JobProcess]:
-    """Live processes whose environment says they belong to this job (any backend sets
-    SLURM_JOB_ID). Processes that rewrote their title over their environment (vLLM's workers
-    do) are not found here: see ``sessions_of_job``."""
-    wanted = f"SLURM_JOB_ID={job_id}".encode()
+    """Live processes of the job, with their session, node and argv. Processes that rewrote
+    their title over their environment (vLLM's workers do) are not found here: see
+    ``sessions_of_job``."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
+    for pid in processes_with_env("SLURM_JOB_ID", job_id):
+        entry = Path(f"/proc/{pid}")
         try:
             environ = (entry / "environ").read_bytes().split(b"\0")
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
         except OSError:
             continue
-        if wanted in environ and fields[0] != "Z":
-            node = next(
-                (e[16:].decode() for e in environ if e.startswith(b"SLURMD_NODENAME=")), None
-            )
-            found.append(JobProcess(int(entry.name), int(fields[3]), node, argv))
+        node = next((e[16:].decode() for e in environ if e.startswith(b"SLURMD_NODENAME=")), None)
+        found.append(JobProcess(pid, int(fields[3]), node, argv))
     return found
 
 
 def processes_of_job(job_id: str, sessions: frozenset[int] = frozenset()) -> list[int]:
-    """Pids of the job: by environment, or by one of the job's ``sessions`` seen earlier."""
-    pids = {process.pid for process in job_processes(job_id)}
+    """Pids of the job: by environment (any backend sets SLURM_JOB_ID), or by one of the job's
+    ``sessions`` seen earlier."""
+    pids = set(processes_with_env("SLURM_JOB_ID", job_id))
     if sessions:
         for entry in Path("/proc").iterdir():
             try:
@@ -130,6 +143,18 @@ def sessions_of_job(job_id: str) -> frozenset[int]:
     """The sessions of the job's running tasks (every step's task leads one), recorded while
     the job runs, so a process whose title hid its environment is still found afterwards."""
     return frozenset(process.session for process in job_processes(job_id))
+
+
+def engine_pid(job_id: str) -> int:
+    """The simulator process of a job (the nodes of the test cluster are this machine)."""
+    for pid in processes_of_job(job_id):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[1:4] == [b"-m", b"vec_inf_flows.sim", b"serve"]:  # not the launcher above it
+            return pid
+    raise AssertionError(f"no simulator process for job {job_id}")
 
 
 def no_engine_processes_left(

@@ -22,13 +22,17 @@ from typing import TYPE_CHECKING, Literal
 
 from prefect.blocks.abstract import JobBlock, JobRun
 from prefect.blocks.core import Block
-from pydantic import Field, HttpUrl, SecretStr
+from pydantic import Field, GetJsonSchemaHandler, HttpUrl, SecretStr
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from vec_inf_flows.catalog.options import LaunchOptions, OptionsLayer, merge_options
 from vec_inf_flows.handle import ServerHandle
 
 if TYPE_CHECKING:
     from vec_inf_flows.client import VecInfClient
+    from vec_inf_flows.lifecycle.lease import LeaseKeeper, LeasePolicy
+    from vec_inf_flows.lifecycle.owner import OwnerRecord
     from vec_inf_flows.models import LaunchResponse
 
 _DOCS_URL = HttpUrl("https://github.com/VectorInstitute/vector-inference")
@@ -65,11 +69,26 @@ class SlurmCluster(Block):
         "options win over them.",
     )
 
-    def get_client(self) -> VecInfClient:
-        """The client for this cluster (jobs are found again through the user's job index)."""
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """``backend`` listed as required (its default still applies). Prefect accepts a block
+        picked in a run form (``{"$ref": ...}``) only where it does not also match the block's
+        own schema; with every field optional it did, so every cluster picked in the UI was
+        refused ("not valid under any of the given schemas")."""
+        schema = handler(core_schema)
+        target = handler.resolve_ref_schema(schema)
+        target["required"] = sorted({*target.get("required", []), "backend"})
+        return schema
+
+    def get_client(self, leases: LeaseKeeper | None = None) -> VecInfClient:
+        """The client for this cluster (jobs are found again through the user's job index);
+        ``leases``: the keeper that renews the leases of what it launches (the tasks pass
+        their process's one)."""
         from vec_inf_flows.client import VecInfClient
 
-        return VecInfClient(backend=self.backend)
+        return VecInfClient(backend=self.backend, leases=leases)
 
     @property
     def name(self) -> str | None:
@@ -122,24 +141,42 @@ class VecInfServer(JobBlock[ServerHandle]):
         cluster: SlurmCluster | None = None,
         call: OptionsLayer = None,
         labels: Mapping[str, str] | None = None,
+        *,
+        lease: LeasePolicy | None = None,
+        owner: OwnerRecord | None = None,
+        leases: LeaseKeeper | None = None,
     ) -> tuple[VecInfClient, LaunchResponse]:
-        """Launch through the cluster's client, with ``labels`` recorded in the job; the
-        response's handle names the cluster block."""
+        """Launch through the cluster's client, with ``labels`` and ``owner`` recorded in the
+        job and, with ``lease``, a lease renewed by ``leases`` (the client's own keeper if
+        None); the response's handle names the cluster block."""
         where = cluster or self.cluster
-        client = where.get_client() if where else _default_client()
+        client = where.get_client(leases) if where else _default_client(leases)
         launched = client.launch(
             self.model_name,
             self.launch_options(where, call),
             api_key=self.api_key,
             labels=labels,
+            lease=lease,
+            owner=owner,
         )
         name = where.name if where else None
         handle = launched.handle.model_copy(update={"cluster": name})
         return client, launched.model_copy(update={"handle": handle})
 
-    def start(self, cluster: SlurmCluster | None = None) -> ServerRun:
-        """Launch now (synchronously); the run is a context manager that shuts it down."""
-        client, launched = self.submit(cluster)
+    def start(
+        self, cluster: SlurmCluster | None = None, lease: LeasePolicy | None = None
+    ) -> ServerRun:
+        """Launch now (synchronously); the run is a context manager that shuts it down.
+
+        Like the tasks, the server carries a lease this process renews (``lease``, default
+        every 60 s, lapsing after 300 s) and records this flow run as its owner: if the
+        process dies, the server stops by itself once the lease lapses.
+        """
+        from vec_inf_flows.tasks.leases import DEFAULT_LEASE, process_leases, run_owner
+
+        client, launched = self.submit(
+            cluster, lease=lease or DEFAULT_LEASE, owner=run_owner(), leases=process_leases()
+        )
         return ServerRun(client, launched.handle, self.ready_timeout)
 
     async def trigger(self) -> ServerRun:
@@ -184,7 +221,7 @@ class ServerRun(JobRun[ServerHandle]):
         self.shutdown()
 
 
-def _default_client() -> VecInfClient:
+def _default_client(leases: LeaseKeeper | None = None) -> VecInfClient:
     from vec_inf_flows.client import VecInfClient
 
-    return VecInfClient()
+    return VecInfClient(leases=leases)

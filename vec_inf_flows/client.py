@@ -58,6 +58,9 @@ class VecInfClient:
 
     ``backend`` is a backend object or a name (``auto``, ``slurm``, ``local``); by default
     ``$VEC_INF_BACKEND``, else Slurm when this machine has it, else local processes.
+    ``leases``: a ``LeaseKeeper`` shared with other clients (a flow-run process renews every
+    lease from one keeper, so any of its clients can release or drop one); by default the
+    client makes its own when it first launches with a lease.
     """
 
     def __init__(
@@ -66,12 +69,13 @@ class VecInfClient:
         backend: Backend | str | None = None,
         state_dir: str | Path | None = None,
         health_timeout: float = 3.0,
+        leases: LeaseKeeper | None = None,
     ) -> None:
         self._backend = None if isinstance(backend, str) else backend
         self._backend_name = backend if isinstance(backend, str) else None
         self._state_dir = Path(state_dir) if state_dir is not None else None
         self._health_timeout = health_timeout
-        self._leases: LeaseKeeper | None = None
+        self._leases = leases
 
     @property
     def backend(self) -> Backend:
@@ -356,6 +360,16 @@ class VecInfClient:
         while jobdir.lookup(self.index_root, f"{job_id}+{len(components)}") is not None:
             components.append(f"{job_id}+{len(components)}")
         return components or [job_id]
+
+    def drop_lease(self, job: str | ServerHandle) -> None:
+        """Stop renewing the lease of a server (every component of a batch's leader id): its
+        job stops by itself once the lease lapses. What teardown does when a cancel failed."""
+        if self._leases is None:
+            return
+        for server in self._servers_of(str(JobId.parse(_job_id(job)))):
+            directory = jobdir.lookup(self.index_root, server)  # our index only: no Slurm call
+            if directory is not None:
+                self._leases.drop(directory)
 
     def release_lease(self, job: str | ServerHandle) -> None:
         """Hand a server launched with a lease over to its time limit (or ``shutdown``)."""

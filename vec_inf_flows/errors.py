@@ -78,3 +78,12 @@ class ShutdownRefusedError(VecInfError):
 
 class ServerError(VecInfError):
     """A server failed, shut down, or did not become ready in time."""
+
+
+class ShutdownPending(ServerError):
+    """The cancel succeeded, but the scheduler still ends part of the job at the deadline
+    (Slurm's KillWait, a COMPLETING epilog): it is stopping, not failing to stop."""
+
+    def __init__(self, message: str, running: list[str]) -> None:
+        super().__init__(message)
+        self.running = running

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from vec_inf_flows.models import LaunchResponse
+    from vec_inf_flows.replicas.record import GroupRecord
+    from vec_inf_flows.replicas.summary import ReplicaSummary
     from vec_inf_flows.results import CleanupRow, EvaluationRow, ServeResult, WorkloadSummary
     from vec_inf_flows.server.metrics import ServerMetrics
     from vec_inf_flows.workload.stats import LatencySummary
@@ -124,6 +126,14 @@ def _seconds(summary: LatencySummary) -> str:
 
 def server_rows(result: ServeResult) -> Rows:
     server = result.server
+    if result.replicas is not None:  # a replica group: its id, its one endpoint if any
+        return [
+            ("Model Name", server.model_name),
+            ("Group ID", server.job_id),
+            ("Endpoint", server.base_url or "none (no router)"),
+            ("Max Concurrent Sequences", f"{server.max_concurrent_sequences} per replica"),
+            ("Launched Here", "yes"),
+        ]
     return [
         ("Model Name", server.model_name),
         ("Job ID", server.job_id),
@@ -131,6 +141,58 @@ def server_rows(result: ServeResult) -> Rows:
         ("Max Concurrent Sequences", str(server.max_concurrent_sequences)),
         ("Launched Here", "yes" if result.launched else "no (attached)"),
     ]
+
+
+def group_launch_rows(record: GroupRecord) -> Rows:
+    """A replica group as it was queued: its id, replicas and router."""
+    replicas = [member.job_id for member in record.replica_members]
+    rows = [
+        ("Group ID", record.group_id),
+        ("Model Name", record.model_name),
+        ("Replicas", str(record.replicas)),
+        ("Replica Job IDs", ", ".join(replicas) or "none yet (budget)"),
+    ]
+    router = record.router
+    if router is not None:
+        where = "local process" if router.backend == "local" else "Slurm job"
+        rows.append(("Router", f"{where} {router.job_id}"))
+    rows.append(("Group Directory", record.directory))
+    return rows
+
+
+def group_launch_table(record: GroupRecord) -> Table:
+    return key_value("Replica Group", group_launch_rows(record))
+
+
+def replica_rows(summary: ReplicaSummary) -> Rows:
+    """What a replica group did in a run: jobs used, replacements, releases, the endpoint."""
+    asked = f"{summary.replicas}" + (" at most (elastic)" if summary.elastic else "")
+    rows = [
+        ("Group ID", summary.group_id),
+        ("Replicas", f"{asked}; {summary.peak} held at once at most"),
+        ("Replica Job IDs", ", ".join(job.job_id for job in summary.jobs) or "none"),
+        ("Replacements", str(len(summary.replacements))),
+    ]
+    rows += [
+        (f"  {job.job_id} replaced {job.replaces}", _short(_lost_reason(summary, job.replaces)))
+        for job in summary.replacements
+    ]
+    rows += [(f"  {job.job_id} lost", _short(job.detail or "")) for job in summary.lost]
+    if summary.elastic:
+        released = ", ".join(job.job_id for job in summary.released) or "none"
+        rows.append(("Released (backlog drained)", released))
+    never = [job.job_id for job in summary.jobs if job.outcome == "never ready"]
+    if never:
+        rows.append(("Never READY", ", ".join(never)))
+    if summary.router_job_id is not None:
+        rows.append(("Router Job ID", summary.router_job_id))
+    if summary.endpoint is not None:
+        rows.append(("Endpoint", str(summary.endpoint)))
+    return rows
+
+
+def _lost_reason(summary: ReplicaSummary, job_id: str | None) -> str:
+    return next((job.detail or "" for job in summary.jobs if job.job_id == job_id), "")
 
 
 def workload_rows(summary: WorkloadSummary) -> Rows:
@@ -159,6 +221,8 @@ def workload_rows(summary: WorkloadSummary) -> Rows:
         rows.append(("TTFT p50 / p95 / p99", _seconds(summary.ttft_s)))
     if summary.relaunches:
         rows.append(("Relaunches", str(summary.relaunches)))
+    if summary.score is not None:
+        rows.append(("Score", f"{summary.score:.3f} ({summary.scorer}, {summary.scored} scored)"))
     return rows
 
 
@@ -171,6 +235,8 @@ def metrics_table(metrics: ServerMetrics, title: str = "Metric") -> Table:
 def serve_tables(result: ServeResult) -> list[Table]:
     """Server, workload and metrics of one server's run, as ``run`` prints them."""
     tables = [key_value("Server", server_rows(result))]
+    if result.replicas is not None:
+        tables.append(key_value("Replicas", replica_rows(result.replicas)))
     if result.workload is not None:
         tables.append(key_value("Workload", workload_rows(result.workload)))
     if result.custom:
@@ -183,8 +249,19 @@ def serve_tables(result: ServeResult) -> list[Table]:
 
 
 EVALUATION_COLUMNS = (
-    "Model", "Dataset", "Job", "Status", "OK", "Failed", "Req/s", "Latency p50", "Why",
+    "Model", "Dataset", "Job", "Status", "OK", "Failed", "Score", "Change", "Req/s",
+    "Latency p50", "Why",
 )  # fmt: skip
+
+
+def _score(row: EvaluationRow) -> tuple[str, str]:
+    """``0.750`` and its change since the previous run (``-0.250``), blank where unscored."""
+    score = row.score
+    if score is None:
+        return "", ""
+    if row.previous_score is None:
+        return f"{score:.3f}", ""
+    return f"{score:.3f}", f"{score - row.previous_score:+.3f}"
 
 
 def evaluation_table(rows: Sequence[EvaluationRow]) -> Table:
@@ -200,6 +277,7 @@ def evaluation_table(rows: Sequence[EvaluationRow]) -> Table:
                 row.status,
                 str(work.ok) if work else "",
                 str(work.failed + work.invalid) if work else "",
+                *_score(row),
                 f"{work.requests_per_s:.2f}" if work else "",
                 f"{work.latency_s.p50:.3f} s" if work and work.latency_s.p50 is not None else "",
                 _short(why, 200),
@@ -208,12 +286,34 @@ def evaluation_table(rows: Sequence[EvaluationRow]) -> Table:
     return grid("Evaluation", EVALUATION_COLUMNS, cells)
 
 
+def evaluation_replicas_table(rows: Sequence[EvaluationRow]) -> Table | None:
+    """One line per model served by a replica group; None when no model was."""
+    columns = ("Model", "Group", "Replica Jobs", "Held At Once", "Replaced", "Released", "Endpoint")
+    cells = []
+    seen: set[str] = set()
+    for row in rows:
+        summary = row.replicas
+        if summary is None or summary.group_id in seen:
+            continue
+        seen.add(summary.group_id)
+        cells.append(
+            (
+                row.model,
+                summary.group_id,
+                ", ".join(job.job_id for job in summary.jobs),
+                str(summary.peak),
+                str(len(summary.replacements)),
+                str(len(summary.released)) if summary.elastic else "",
+                summary.endpoint or "",
+            )
+        )
+    return grid("Replicas", columns, cells) if cells else None
+
+
 def cleanup_table(rows: Sequence[CleanupRow]) -> Table:
-    columns = ("Job", "Model", "Owning Flow Run", "Its State", "Action")
-    cells = [
-        (row.job_id, row.model_name, row.flow_run_id, row.flow_run_state, row.action)
-        for row in rows
-    ]
+    """What the reaper did with each live job; the reason names the owning run and its state."""
+    columns = ("Job", "Model", "Lease", "Action", "Why")
+    cells = [(row.job_id, row.model_name, row.lease, row.action, row.reason) for row in rows]
     return grid("Cleanup", columns, cells)
 
 
@@ -226,7 +326,8 @@ def result_tables(result: object) -> list[Table]:
     if isinstance(result, list) and result:
         first = result[0]
         if isinstance(first, EvaluationRow):
-            return [evaluation_table(result)]
+            replicas = evaluation_replicas_table(result)
+            return [evaluation_table(result), *([replicas] if replicas else [])]
         if isinstance(first, CleanupRow):
             return [cleanup_table(result)]
         if isinstance(first, ServeResult):

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vec_inf_flows.errors import VecInfError
 from vec_inf_flows.handle import ServerHandle
+from vec_inf_flows.replicas.summary import ReplicaSummary
 from vec_inf_flows.server.metrics import ServerMetrics
 from vec_inf_flows.workload.stats import ChunkSummary, ErrorGroup, OutputDigest
 
@@ -32,10 +33,18 @@ class WorkloadSummary(ChunkSummary):
     chunks: int = Field(description="Task runs the dataset was sent in.")
     errors: list[ErrorGroup] = Field(default=[], description="Why requests failed, grouped.")
     relaunches: int = Field(default=0, description="Servers replaced after dying mid-run.")
+    scorer: str | None = Field(default=None, description="How answers were scored.")
+    scored: int = Field(default=0, description="Results scored against a reference.")
+    score: float | None = Field(default=None, description="Their mean score (0 to 1).")
 
     @classmethod
     def of(
-        cls, dataset: str, output: str, chunks: Sequence[ChunkSummary], digest: OutputDigest
+        cls,
+        dataset: str,
+        output: str,
+        chunks: Sequence[ChunkSummary],
+        digest: OutputDigest,
+        scorer: str | None = None,
     ) -> WorkloadSummary:
         elapsed = round(sum(chunk.elapsed_s for chunk in chunks), 4)
         sent = sum(chunk.ok + chunk.failed for chunk in chunks)
@@ -58,6 +67,9 @@ class WorkloadSummary(ChunkSummary):
             latency_s=digest.latency_s,
             ttft_s=digest.ttft_s,
             errors=digest.errors,
+            scorer=scorer if digest.scored else None,
+            scored=digest.scored,
+            score=digest.score,
         )
 
     @property
@@ -98,6 +110,9 @@ class ServeResult(_Result):
     )
     metrics: ServerMetrics | None = None
     metrics_error: str | None = None
+    replicas: ReplicaSummary | None = Field(
+        default=None, description="The replica group that served it, when there was one."
+    )
 
 
 class EvaluationRow(_Result):
@@ -110,19 +125,37 @@ class EvaluationRow(_Result):
     error: str | None = None
     workload: WorkloadSummary | None = None
     metrics: ServerMetrics | None = None
+    replicas: ReplicaSummary | None = None
+    previous_score: float | None = Field(
+        default=None, description="The score of the previous run of this evaluation."
+    )
+
+    @property
+    def score(self) -> float | None:
+        return self.workload.score if self.workload is not None else None
 
 
-CleanupAction = Literal["would cancel", "cancelled", "cancel failed"]
+CleanupAction = Literal["cancelled", "would cancel", "cancel failed", "reported", "kept"]
 
 
 class CleanupRow(_Result):
-    """One server the ``cleanup`` flow found orphaned."""
+    """One live server the ``cleanup`` flow looked at: what it did, and why."""
 
     job_id: str
     model_name: str
-    flow_run_id: str
-    flow_run_state: str
+    owner: str = Field(description="Who launched it (user@host pid, and the flow run).")
+    flow_run_id: str | None = Field(default=None, description="The owning flow run, if any.")
+    flow_run_state: str = Field(
+        default="",
+        description="The owning run's state on the cleanup run's own Prefect server; empty "
+        "when it was not asked (another server, or no flow run).",
+    )
+    prefect_api_url: str | None = Field(
+        default=None, description="The Prefect server of the owning flow run."
+    )
+    lease: str = Field(description="The server's lease: none, held, released or lapsed.")
     action: CleanupAction
+    reason: str = Field(description="Why the cleanup run did what it did.")
 
 
 class WorkloadFailed(VecInfError):

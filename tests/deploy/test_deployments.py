@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_helpers import POOL, Deployed, wait_until
+from deploy_helpers import POOL, Deployed, wait_until, write_prompts
 
 pytestmark = pytest.mark.slurm
 
@@ -20,16 +20,8 @@ MODEL = "SmolLM2-135M-Instruct"
 SIM = {"engine": "sim", "time": "00:10:00", "vllm_args": "--sim-startup-delay=0.5"}
 FAST = {"ready_timeout": 180, "poll_interval": 0.5}
 TIMEOUT_WARNING = "Timeouts in worker threads"
-SHIPPED = {"serve-and-run/on-demand", "evaluate/nightly", "cleanup-orphaned-servers/reaper"}
-
-
-def write_prompts(path: Path, count: int) -> str:
-    lines = (
-        json.dumps({"id": f"p{i}", "prompt": f"Question {i}?", "max_tokens": 4})
-        for i in range(count)
-    )
-    path.write_text("".join(line + "\n" for line in lines))
-    return str(path)
+REAPER = "cleanup-orphaned-servers/reaper"
+SHIPPED = {"serve-and-run/on-demand", "evaluate/nightly", REAPER}
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -72,11 +64,14 @@ def test_the_readme_commands_deploy_the_flows_from_the_installed_package(
         assert entry["pull_steps"] == [], name  # nothing to fetch: the package is installed
         assert entry["work_pool_name"] == POOL
         schedules: Any = entry["schedules"]
-        assert all(not schedule["active"] for schedule in schedules), name
+        active = any(schedule["active"] for schedule in schedules)
+        assert active is (name == REAPER), name  # the nightly waits for its datasets
+    reaper = deployed.deployments[REAPER]
+    assert reaper["parameters"] == {"dry_run": False}
     scheduled = deployed.api.post(
         "/flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}}
     )
-    assert scheduled == []  # nothing runs by itself until someone switches a schedule on
+    assert {run["deployment_id"] for run in scheduled} <= {reaper["id"]}  # only the reaper
 
 
 def test_an_on_demand_run_from_the_ui_completes(deployed: Deployed, tmp_path: Path) -> None:
@@ -124,13 +119,15 @@ def test_an_evaluation_from_the_ui_completes_without_timeout_warnings(
     run = run_to_the_end(deployed, "evaluate/nightly", parameters)
 
     assert run["state_type"] == "COMPLETED", explain(deployed, run)
-    (table,) = [a for a in deployed.api.artifacts(run["id"]) if a["key"] == "vec-inf-evaluation"]
+    artifacts = deployed.api.artifacts(run["id"])
+    (table,) = [a for a in artifacts if a["key"] == "vec-inf-evaluation-nightly"]
     rows = json.loads(table["data"])
     assert [(row["Status"], row["OK"], row["Failed"]) for row in rows] == [
         ("ok", "3", "0"),
         ("ok", "4", "0"),
     ]
-    written = sorted(results.iterdir())
+    (folder,) = (results / "nightly").glob(f"*-{run['id']}")  # the run's own folder
+    written = sorted(folder.glob("*/*.results.jsonl"))
     assert [len(read_records(path)) for path in written] == [3, 4]
     server_events(deployed, run["id"], {"vec-inf.server.ready", "vec-inf.server.shutdown"})
     assert_no_job_left(deployed)

@@ -1,7 +1,9 @@
 """``vec-inf-flows run`` without a Prefect server, interrupted mid-request: Ctrl-C (SIGINT to the
 terminal's process group), ``kill`` (SIGTERM) and ``kill -9``. The temporary Prefect server the
 run started must be gone within seconds every time; after SIGINT and SIGTERM the run's own
-teardown also leaves no job (after SIGKILL nothing of the run's can act: the job is the lease's).
+teardown also leaves no job. After SIGKILL nothing of the run's can act: the job ends by itself
+once the run's lease lapses (``--lease-renew 5 --lease-lapse 20``, as a user would pass them),
+within the lease + 60 s, with no reaper and no Prefect automation anywhere.
 """
 
 from __future__ import annotations
@@ -11,35 +13,18 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from deploy_helpers import clean_environment, wait_until
+from deploy_helpers import clean_environment, temporary_servers, wait_until
 from testkit import Sandbox
 
 pytestmark = pytest.mark.slurm
 
 MODEL = "SmolLM2-135M-Instruct"
 SERVER_GONE_WITHIN = 10.0
-
-
-def temporary_servers(prefect_home: Path) -> list[int]:
-    """Pids of API servers started for a run whose PREFECT_HOME is ``prefect_home``."""
-    marker = f"PREFECT_HOME={prefect_home}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes()
-            environ = (entry / "environ").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        serves = b"prefect_server" in command or b"uvicorn" in command
-        if serves and marker in environ and state != "Z":
-            found.append(int(entry.name))
-    return found
+RENEW, LAPSE = 5, 20
 
 
 def request_in_flight(sandbox: Sandbox, run: subprocess.Popen[bytes], log: Path) -> str:
@@ -58,6 +43,23 @@ def request_in_flight(sandbox: Sandbox, run: subprocess.Popen[bytes], log: Path)
         return ids[0] if running else None
 
     return wait_until(probe, 180, "a request in flight on the run's server")
+
+
+def job_gone_after(job_id: str, within: float) -> float:
+    """Seconds until Slurm runs no part of the job (COMPLETING still counts)."""
+    started = time.monotonic()
+
+    def gone() -> bool:
+        listed = subprocess.run(
+            ["squeue", "-h", "--states=all", "-o", "%i", f"--jobs={job_id}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return not listed.stdout.split()
+
+    wait_until(gone, within, f"job {job_id} to end by its lease", interval=1)
+    return time.monotonic() - started
 
 
 SIGNALS = {
@@ -88,6 +90,7 @@ def test_an_interrupted_run_leaves_no_prefect_server(
         "--model", MODEL, "--engine", "sim", "--time", "00:10:00",
         "--vllm-args=--sim-tokens-per-second=2,--sim-startup-delay=0.5",
         "--input", str(dataset), "--output", str(tmp_path / "out.jsonl"), "--ready-timeout", "180",
+        "--lease-renew", str(RENEW), "--lease-lapse", str(LAPSE),
     ]  # fmt: skip
     with log.open("wb") as output:
         run = subprocess.Popen(
@@ -110,6 +113,12 @@ def test_an_interrupted_run_leaves_no_prefect_server(
         )
         if signum != signal.SIGKILL:
             wait_until(lambda: not sandbox.squeue_ids(), 30, f"job {job_id} to leave squeue")
+        else:
+            took = job_gone_after(job_id, LAPSE + 60)
+            print(f"run SIGKILLed: job {job_id} gone after {took:.1f} s (lease {LAPSE} s)")
+            status = sandbox.client.status(job_id)
+            assert status.server_status.value == "SHUTDOWN", status
+            assert (status.detail or "").startswith("owner stopped renewing at "), status
     finally:
         if run.poll() is None:
             run.kill()

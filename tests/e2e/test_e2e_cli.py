@@ -185,6 +185,12 @@ def test_run_refuses_bad_input_in_one_line_before_starting_prefect(
         "directory does not exist": [
             "--model", MODEL, "--input", str(prompts), "--output", str(tmp_path / "no/out.jsonl"),
         ],
+        "replicas must be at least 1": ["--model", MODEL, "--replicas", "0"],
+        "max_gpus must be at least 1": [
+            "--model", MODEL, "--replicas", "2", "--max-gpus", "0", "--input", str(prompts),
+        ],
+        "needs the router": ["--model", MODEL, "--replicas", "2", "--param", "workload=pkg.m:f"],
+        "cannot be combined with replicas": ["--job-id", "7", "--replicas", "2"],
     }  # fmt: skip
     for expected, args in cases.items():
         result = sandbox.cli("run", "serve-and-run", *args)

@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from testkit import CLI, REPO, Sandbox, processes_of_job
+from testkit import CLI, REPO, Sandbox
 
 MODEL = "SmolLM2-135M-Instruct"
 # Small simulator jobs: the cluster's nodes are shared by every test that runs at once.
@@ -79,18 +79,6 @@ def status_json(sandbox: Sandbox, job_id: str, env: dict[str, str] | None = None
     result = cli(sandbox, "status", job_id, "--json-mode", env=env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
-
-
-def engine_pid(job_id: str) -> int:
-    """The simulator process of a job (the nodes of the test cluster are this machine)."""
-    for pid in processes_of_job(job_id):
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv[1:4] == [b"-m", b"vec_inf_flows.sim", b"serve"]:  # not the launcher above it
-            return pid
-    raise AssertionError(f"no simulator process for job {job_id}")
 
 
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:

@@ -74,6 +74,15 @@ ROWS = [
     ),
     Row("still running", owner(), LeaseState.HELD, SERVER, ACTIVE, ReapAction.KEEP, "active"),
     Row(
+        "final, but the owner handed it over",
+        owner(),
+        LeaseState.RELEASED,
+        SERVER,
+        FINAL,
+        ReapAction.KEEP,
+        "lease released",
+    ),
+    Row(
         "another Prefect server",
         owner(),
         LeaseState.HELD,
@@ -153,7 +162,7 @@ ROWS = [
         SERVER,
         NOT_ASKED,
         ReapAction.KEEP,
-        "no flow run",
+        "not launched by a flow run",
     ),
     Row(
         "launched by hand with a lease",

@@ -17,7 +17,6 @@ from lifecycle_helpers import (
     MODEL,
     SIM,
     cli,
-    engine_pid,
     one_error_line,
     shim,
     slurm_state,
@@ -25,7 +24,7 @@ from lifecycle_helpers import (
     still_alive,
     wait_gone,
 )
-from testkit import Sandbox
+from testkit import Sandbox, engine_pid
 
 from vec_inf_flows.models import ServerStatus
 

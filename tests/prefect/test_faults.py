@@ -37,6 +37,7 @@ from vec_inf_flows.blocks import SlurmCluster
 from vec_inf_flows.client import VecInfClient
 from vec_inf_flows.flows import serve_and_run
 from vec_inf_flows.handle import ServerHandle
+from vec_inf_flows.lifecycle.lease import LeaseKeeper
 from vec_inf_flows.tasks import launch_server
 
 pytestmark = pytest.mark.prefect
@@ -68,8 +69,8 @@ class InjectedCluster(SlurmCluster):
         self._backend = backend
         return self
 
-    def get_client(self) -> VecInfClient:
-        return VecInfClient(backend=self._backend)
+    def get_client(self, leases: LeaseKeeper | None = None) -> VecInfClient:
+        return VecInfClient(backend=self._backend, leases=leases)
 
 
 def flaky_sbatch(directory: Path, failures: int) -> tuple[Path, Path]:

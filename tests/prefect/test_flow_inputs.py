@@ -34,6 +34,11 @@ def test_good_parameters_pass(tmp_path: Path) -> None:
         ({"datasets": ["/nonexistent/a.jsonl"]}, "does not exist"),
         ({"workload": "no_such_package.evals:run"}, "Cannot import workload"),
         ({"output": "/proc/version/out.jsonl"}, "is not a directory"),
+        ({"scorer": "no_such_package.scorers:score"}, "Cannot import scorer"),
+        ({"scorer": "numeric:loose"}, "the tolerance is not a number"),
+        ({"scorers": {"other.jsonl": "contains"}}, "'other.jsonl', which is not one of"),
+        ({"evaluation_name": "nightly/../x"}, "must be 1-100 letters"),
+        ({"regression_threshold": -0.1}, "regression_threshold must not be negative"),
     ],
 )
 def test_bad_parameters_are_refused(tmp_path: Path, bad: dict[str, Any], expected: str) -> None:
@@ -51,5 +56,7 @@ def test_flows_refuse_bad_input_before_launching(jobs: ClusterJobs, tmp_path: Pa
         serve_and_run(MODEL, dataset=missing, launch_options=jobs.options())
     with pytest.raises(ConfigError, match="chunk_size"):
         evaluate([MODEL], [dataset], chunk_size=0, launch_options=jobs.options())
+    with pytest.raises(ConfigError, match="Unknown scorer 'exact'"):
+        evaluate([MODEL], [dataset], scorers={"p.jsonl": "exact"}, launch_options=jobs.options())
 
     assert jobs.ids() == []

@@ -39,7 +39,7 @@ from vec_inf_flows.errors import ConfigError
 from vec_inf_flows.flows import batch_serve, cleanup, evaluate, serve_and_run
 from vec_inf_flows.handle import ServerHandle
 from vec_inf_flows.models import ServerStatus
-from vec_inf_flows.results import WorkloadFailed
+from vec_inf_flows.results import CleanupRow, WorkloadFailed
 from vec_inf_flows.tasks import launch_server
 
 pytestmark = pytest.mark.prefect
@@ -241,7 +241,7 @@ def test_evaluate_names_a_model_that_fails_to_start_and_finishes_the_others(
     failed = rows[EMBEDDING_MODEL]
     assert failed.status == "failed" and failed.error is not None
     assert "FAILED before becoming ready" in failed.error and "KV cache" in failed.error
-    summary = artifacts_of(state.state_details.flow_run_id)["vec-inf-evaluation"]
+    summary = artifacts_of(state.state_details.flow_run_id)["vec-inf-evaluation-default"]
     assert f"failed: {EMBEDDING_MODEL} on {prompts} (ServerError:" in (summary.description or "")
     assert "KV cache" in (summary.description or "")
     jobs.assert_none_left()
@@ -281,16 +281,21 @@ def test_cleanup_cancels_only_servers_whose_run_has_ended(jobs: ClusterJobs) -> 
         launched: ServerHandle = launch_server(MODEL, jobs.options())
         return launched.job_id
 
-    orphan = leaky()
-    by_hand = jobs.client().launch(MODEL, **jobs.options()).job_id  # unlabelled: not ours
+    orphan = leaky()  # its lease is still renewed: this process lives on
+    by_hand = jobs.client().launch(MODEL, **jobs.options()).job_id  # no flow run: not ours
 
-    planned = cleanup(dry_run=True)
-    assert [(row.job_id, row.action) for row in planned] == [(orphan, "would cancel")]
+    def mine(rows: list[CleanupRow]) -> dict[str, tuple[str, str]]:
+        return {row.job_id: (row.action, row.reason) for row in rows if row.job_id in jobs.ids()}
+
+    planned = mine(cleanup(dry_run=True))
+    assert planned[orphan][0] == "would cancel" and "has ended (Completed)" in planned[orphan][1]
+    assert planned[by_hand] == ("kept", "not launched by a flow run")
     assert jobs.in_squeue() == {orphan, by_hand}
 
     done = cleanup()
-    assert [(row.job_id, row.action) for row in done] == [(orphan, "cancelled")]
-    assert done[0].flow_run_state == "Completed"
+    row = next(row for row in done if row.job_id == orphan)
+    assert (row.action, row.flow_run_state, row.lease) == ("cancelled", "Completed", "held")
+    assert mine(done)[by_hand][0] == "kept"
     wait_until(lambda: jobs.in_squeue() == {by_hand}, 30, "only the unlabelled job to remain")
 
 

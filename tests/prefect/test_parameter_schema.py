@@ -13,6 +13,8 @@ import yaml
 from prefect import Flow, Task
 from prefect.flows import load_flow_from_entrypoint
 from prefect.utilities.callables import parameter_schema
+from prefect.utilities.collections import remove_nested_keys
+from prefect.utilities.schema_tools.validation import preprocess_schema, validate
 
 from vec_inf_flows import tasks
 from vec_inf_flows.flows import batch_serve, cleanup, evaluate, serve_and_run
@@ -22,6 +24,7 @@ pytestmark = pytest.mark.prefect
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOYED = yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text())["deployments"]
 BLOCK_PARAMETERS = {"cluster": "vec-inf-slurm-cluster", "server": "vec-inf-model-server"}
+PICKED_BLOCK_ID = "0b2c5e6e-3f7c-4d1e-9a57-2d1c0e4b8f10"
 
 
 def recipe(name: str, attribute: str) -> Flow[..., Any]:
@@ -88,6 +91,20 @@ def test_block_parameters_are_block_references(name: str) -> None:
         assert len(refs) == 1, f"{parameter} offers no block picker: {prop}"
         definition = schema["definitions"][refs[0].rsplit("/", 1)[-1]]
         assert definition["block_type_slug"] == slug
+
+
+@pytest.mark.parametrize("name", sorted(FLOWS))
+def test_a_picked_block_passes_the_parameter_check(name: str) -> None:
+    """A block picked in a run form arrives as ``{"$ref": ...}`` and is checked against the
+    schema (by the UI with the keys it keeps, by the API as stored): it must match the block's
+    reference and not the block's own schema, else both refuse it."""
+    schema = parameter_schema(FLOWS[name]).model_dump()
+    as_the_ui_sends_it = remove_nested_keys(["additionalProperties"], schema)
+    for parameter in BLOCK_PARAMETERS.keys() & schema["properties"].keys():
+        picked = {parameter: {"$ref": {"block_document_id": PICKED_BLOCK_ID}}}
+        for form in (schema, as_the_ui_sends_it):
+            errors = validate(picked, preprocess_schema(form), ignore_required=True)
+            assert errors == [], f"{parameter}: {errors}"
 
 
 def test_the_common_choices_come_first_in_serve_and_run() -> None:

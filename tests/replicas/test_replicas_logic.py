@@ -11,6 +11,8 @@ from vec_inf_flows.errors import ConfigError, JobNotFoundError
 from vec_inf_flows.models import ServerStatus, StatusResponse
 from vec_inf_flows.replicas import GpuBudget, GroupRecord, Member, Role, is_group_id
 from vec_inf_flows.replicas import record as records
+from vec_inf_flows.replicas.budget import SharedBudget
+from vec_inf_flows.replicas.elastic import Backlog, ElasticPolicy
 from vec_inf_flows.replicas.ids import new_group_id
 from vec_inf_flows.replicas.membership import MembershipTracker, Observation, worker_url
 from vec_inf_flows.replicas.status import overall
@@ -152,3 +154,51 @@ def test_group_record_round_trip_and_index(tmp_path: Path) -> None:
         records.load(tmp_path / "state", "group-00000000")
     with pytest.raises(ConfigError, match="Invalid group id"):
         records.load(tmp_path / "state", "../../etc")
+
+
+@pytest.mark.parametrize(
+    ("backlog", "window", "most", "wanted"),
+    [
+        (10_000, 10, 4, 4),  # a deep backlog: every replica allowed
+        (60, 10, 4, 3),  # two full windows of work each for three
+        (20, 10, 4, 1),
+        (0, 10, 4, 1),  # never below the minimum, even with nothing left
+        (5, 10, 1, 1),
+    ],
+)
+def test_elastic_wants_what_the_backlog_keeps_busy(
+    backlog: int, window: int, most: int, wanted: int
+) -> None:
+    assert ElasticPolicy().wanted(backlog, window, most) == wanted
+
+
+def test_elastic_policy_refuses_nonsense() -> None:
+    with pytest.raises(ConfigError, match="at least 1"):
+        ElasticPolicy(min_replicas=0)
+
+
+def test_backlog_counts_what_is_left_across_datasets() -> None:
+    backlog = Backlog()
+    assert backlog.remaining() is None  # nothing announced: the group keeps its size
+    backlog.expect("a", 100)
+    backlog.expect("b", 50)
+    backlog.progress("a", 30, 100)
+    assert backlog.remaining() == 120
+    backlog.expect("a", 100)  # announcing again does not forget the progress
+    backlog.progress("a", 100, 100)
+    assert backlog.remaining() == 50
+
+
+def test_a_shared_budget_holds_across_groups() -> None:
+    shared = SharedBudget(max_gpus=4, max_replicas=3)
+    assert shared.claim("g1", 0, 1) and shared.claim("g1", 1, 1)
+    assert shared.claim("g2", 0, 1)
+    assert not shared.claim("g2", 1, 1)  # three replicas held: the fourth waits
+    shared.settle("g1", 1, 1)  # one of g1's ended
+    assert shared.claim("g2", 1, 1)
+    assert shared.held() == (3, 3)
+    shared.forget("g1")
+    assert shared.held() == (2, 2)
+    two_gpus = SharedBudget(max_gpus=4)
+    assert two_gpus.claim("g", 0, 2) and two_gpus.claim("g", 1, 2)
+    assert not two_gpus.claim("h", 0, 1)  # all four GPUs taken

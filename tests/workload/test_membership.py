@@ -14,7 +14,7 @@ import pytest
 from vec_inf_flows.sim.process import SimServer
 from vec_inf_flows.workload import Replica, RetryPolicy, RunOptions, run_chunk
 from vec_inf_flows.workload.concurrency import Window
-from vec_inf_flows.workload.membership import Joined, Left, MembershipChange
+from vec_inf_flows.workload.membership import Drain, Joined, Left, MembershipChange
 from vec_inf_flows.workload.replicas import NoLiveReplicaError, ReplicaPool
 
 from .conftest import read_records, sim_args, write_requests
@@ -154,3 +154,42 @@ def test_grown_client_shards_never_queue_a_request_behind_a_full_pool() -> None:
         return chosen
 
     assert asyncio.run(go()) == [1, 1, 1]  # the 8-connection client, not the full 1-slot one
+
+
+def test_a_drained_replica_finishes_what_it_holds_and_gets_nothing_new(tmp_path: Path) -> None:
+    """Draining (an elastic group giving a replica back): its requests finish there, none is
+    moved or sent twice, and the group learns when it holds nothing."""
+    source = write_requests(tmp_path / "in.jsonl", 80, max_tokens=20)
+    output = tmp_path / "out.jsonl"
+    seen: dict[str, object] = {}
+    with ExitStack() as stack:
+        a, b = (stack.enter_context(SimServer(sim_args(**SLOW))) for _ in range(2))
+
+        async def changes() -> AsyncIterator[MembershipChange]:
+            yield Joined(Replica(a.base_url, max_concurrency=4))
+            yield Joined(Replica(b.base_url, max_concurrency=4))
+            await asyncio.sleep(0.5)  # both busy
+            drain = Drain(None, "backlog drained")
+            seen["drained_at"] = time.monotonic()
+            yield drain
+            seen["chosen"] = list(drain.chosen)
+            await asyncio.wait_for(drain.idle.wait(), 10)
+            seen["idle_at"] = time.monotonic()
+            seen["last_drain"] = Drain(None, "never the last one")
+            yield seen["last_drain"]
+
+        summary = run_chunk(
+            source, output, [], options=RunOptions(retry=RETRY), membership=changes()
+        )
+
+    records = read_records(output)
+    assert sorted(r["id"] for r in records) == sorted(f"r{n}" for n in range(80))
+    assert summary.ok == 80 and all(r["attempts"] == 1 for r in records)  # nothing re-sent
+    (chosen,) = seen["chosen"]  # type: ignore[misc]
+    assert chosen in (a.base_url, b.base_url)
+    # Its in-flight requests (a batch of 0.2 s) finished, and nothing more was sent to it.
+    assert float(seen["idle_at"]) - float(seen["drained_at"]) < 2  # type: ignore[arg-type]
+    on_drained = [r for r in records if r["replica"] == chosen]
+    assert 0 < len(on_drained) < 40
+    last = seen["last_drain"]
+    assert isinstance(last, Drain) and last.chosen == [] and last.idle.is_set()

@@ -3,7 +3,8 @@
 Sets up the CPU build of vLLM and SmolLM2 (once; a second run reuses them), then runs the
 ``serve_and_run`` flow: launch on Slurm (or as a local process when there is no Slurm), wait
 until READY, send a small bundled prompt set, show the answers and the server's metrics, and
-shut the server down.
+shut the server down. The prompts use the sampling SmolLM2's model card recommends (temperature
+0.2, top-p 0.9); the answers go to ``~/.vec-inf-flows/demo/answers.jsonl``, outside any checkout.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ def add_demo_command(commands: Any) -> None:
     )
     demo.add_argument("--engine", choices=["vllm", "sim"], default="vllm")
     demo.add_argument("--backend", choices=["auto", "slurm", "local"])
-    demo.add_argument("--output", default="vec-inf-flows-demo.jsonl", help="Answers file.")
+    demo.add_argument(
+        "--output", help="Answers file (default: ~/.vec-inf-flows/demo/answers.jsonl)."
+    )
     demo.add_argument("--ready-timeout", type=float, default=900.0)
     demo.add_argument("--json-mode", action="store_true")
 
@@ -47,7 +50,8 @@ def run_demo(args: argparse.Namespace, console: Any) -> int:
         console.print(f"CPU engine ready: {engine.venv}")
     where = "Slurm cluster" if backend == "slurm" else "local processes"
     console.print(f"Backend: {backend} ({where})")
-    output = Path(args.output).resolve()
+    output = Path(args.output).expanduser().resolve() if args.output else default_output()
+    output.parent.mkdir(parents=True, exist_ok=True)
     output.unlink(missing_ok=True)  # a fresh answer set each run
     params: dict[str, Any] = {
         "model_name": DEMO_MODEL,
@@ -70,6 +74,12 @@ def run_demo(args: argparse.Namespace, console: Any) -> int:
     if output.exists() and not args.json_mode:
         console.print(answers_table(output))
     return code
+
+
+def default_output() -> Path:
+    from vec_inf_flows.jobdir import state_home
+
+    return state_home() / "demo" / "answers.jsonl"
 
 
 def answers_table(path: Path) -> Table:

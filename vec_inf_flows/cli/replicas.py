@@ -29,7 +29,7 @@ def has_group_ids(ids: Sequence[str]) -> bool:
     return any(is_group_id(value) for value in ids)
 
 
-def _plan(args: argparse.Namespace, overrides: dict[str, Any]) -> Any:
+def _plan(args: argparse.Namespace, overrides: dict[str, Any], lease: Any = None) -> Any:
     from pydantic import ValidationError
 
     from vec_inf_flows.catalog.options import LaunchOptions
@@ -46,6 +46,7 @@ def _plan(args: argparse.Namespace, overrides: dict[str, Any]) -> Any:
             max_gpus=args.max_gpus,
             max_concurrent=args.max_concurrent_replicas,
             router=RouterSettings(place=args.router, policy=args.router_policy),
+            lease=lease,
         )
     except ValidationError as error:
         first = error.errors()[0]
@@ -60,14 +61,34 @@ def launch(args: argparse.Namespace, overrides: Overrides, console: Any) -> int:
 
     if args.replicas < 1:
         raise ConfigError(f"--replicas must be at least 1 (got {args.replicas}).")
-    group = ReplicaGroup.launch(client_for(args), _plan(args, overrides(args)))
+    from vec_inf_flows.cli.watch import launch_controls
+
+    lease = launch_controls(args)["lease"]  # held while --wait waits, as for one server
+    group = ReplicaGroup.launch(client_for(args), _plan(args, overrides(args), lease))
     if args.json_mode:
         render.print_json(console, group.record.model_dump(mode="json"))
     else:
         render.show(launch_table(group.record))
     if args.wait:
-        _print_status(console, _wait_showing(group, args, console), args.json_mode)
+        _print_status(console, _wait_holding_lease(group, args, console), args.json_mode)
     return 0
+
+
+def _wait_holding_lease(group: ReplicaGroup, args: argparse.Namespace, console: Any) -> Any:
+    """Wait while the client renews every member's lease; once usable, hand the group over to
+    its time limit. Killed or failed meanwhile: the members stop once the lease lapses."""
+    from vec_inf_flows.errors import ServerError
+
+    try:
+        usable = _wait_showing(group, args, console)
+    except ServerError as error:
+        lapse = group.plan.lease.lapse_after if group.plan.lease else 0
+        raise ServerError(
+            f"{error} Nobody renews the group's lease now: its jobs stop by themselves within "
+            f"{lapse:g} s."
+        ) from None
+    group.release_leases()
+    return usable
 
 
 def status(client: VecInfClient, ids: Sequence[str], json_mode: bool, console: Any) -> int:
@@ -151,19 +172,9 @@ def _print_status(console: Any, status: GroupStatus, json_mode: bool) -> None:
 
 # ---------------------------------------------------------------------- tables
 def launch_table(record: GroupRecord) -> Table:
-    replicas = [member.job_id for member in record.replica_members]
-    rows = [
-        ("Group ID", record.group_id),
-        ("Model Name", record.model_name),
-        ("Replicas", str(record.replicas)),
-        ("Replica Job IDs", ", ".join(replicas) or "none yet (budget)"),
-    ]
-    router = record.router
-    if router is not None:
-        where = "local process" if router.backend == "local" else "Slurm job"
-        rows.append(("Router", f"{where} {router.job_id}"))
-    rows.append(("Group Directory", record.directory))
-    return render.key_value_table("Replica Group", rows)
+    from vec_inf_flows.presentation import group_launch_rows
+
+    return render.key_value_table("Replica Group", group_launch_rows(record))
 
 
 def _counts(status: GroupStatus) -> str:

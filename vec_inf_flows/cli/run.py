@@ -46,7 +46,37 @@ def add_run_command(
         help="Fraction of requests that must succeed for the run to be COMPLETED "
         "(a run where none succeeded is FAILED anyway).",
     )
+    run.add_argument(
+        "--retry-failed",
+        action="store_true",
+        default=None,
+        help="Send again the requests the output records as failed; keep the answered ones.",
+    )
+    run.add_argument(
+        "--scorer",
+        help="Score records that have an 'expected'/'reference': exact_match, contains, regex, "
+        "numeric[:TOL], embedding_cosine or package.module:function (default: auto).",
+    )
+    run.add_argument(
+        "--batch-output",
+        action="store_true",
+        default=None,
+        help="Also write the results in the OpenAI Batch output format (<output>.batch.jsonl).",
+    )
     run.add_argument("--dry-run", action="store_true", default=None, help="cleanup: only report.")
+    run.add_argument(
+        "--lease-renew",
+        type=float,
+        metavar="SECONDS",
+        help="How often the run renews its servers' lease (default 60).",
+    )
+    run.add_argument(
+        "--lease-lapse",
+        type=float,
+        metavar="SECONDS",
+        help="A server whose lease was not renewed for this long stops by itself (default "
+        "300): what a killed run or a lost worker machine costs at most.",
+    )
     run.add_argument("--cluster-block", help="Name of a saved SlurmCluster block.")
     run.add_argument("--server-block", help="Name of a saved model-server block.")
     run.add_argument(
@@ -66,6 +96,9 @@ def add_run_command(
     )
     run.add_argument("--json-mode", action="store_true", help="Print the result as JSON.")
     add_launch_options(run)
+    from vec_inf_flows.cli.replica_flags import add_replica_options
+
+    add_replica_options(run, flows=True)
 
 
 def _parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -85,7 +118,8 @@ def flow_parameters(args: argparse.Namespace, launch_options: dict[str, Any]) ->
     params: dict[str, Any] = {}
     simple = (
         "model_name", "job_id", "dataset", "output", "output_dir", "chunk_size",
-        "ready_timeout", "dry_run", "min_success_ratio",
+        "ready_timeout", "dry_run", "min_success_ratio", "retry_failed", "batch_output",
+        "replicas", "router", "elastic", "max_gpus", "max_concurrent_replicas",
     )  # fmt: skip
     for name in simple:
         value = getattr(args, name, None)
@@ -101,10 +135,47 @@ def flow_parameters(args: argparse.Namespace, launch_options: dict[str, Any]) ->
         params["models"] = _split(args.models)
     if args.datasets:
         params["datasets"] = _split(args.datasets)
+    if args.scorer and args.flow == "evaluate":  # the same scorer for every dataset
+        params["scorers"] = {dataset: args.scorer for dataset in params.get("datasets", ())}
+    elif args.scorer:
+        params["scorer"] = args.scorer
     if launch_options:
         params["launch_options"] = launch_options
+    lease = _lease(args.lease_renew, args.lease_lapse)
+    if lease is not None:
+        params["lease"] = lease
     params.update(_parse_params(args.param))
     return params
+
+
+def _lease(renew: float | None, lapse: float | None) -> dict[str, float] | None:
+    if renew is None and lapse is None:
+        return None
+    from vec_inf_flows.lifecycle.lease import DEFAULT_LAPSE_AFTER, DEFAULT_RENEW_EVERY
+
+    return {
+        "renew_every": DEFAULT_RENEW_EVERY if renew is None else renew,
+        "lapse_after": DEFAULT_LAPSE_AFTER if lapse is None else lapse,
+    }
+
+
+def check_lease(flow: str, params: dict[str, Any]) -> None:
+    """A lease (``--lease-*`` or ``--param lease=...``) is checked in one line, before Prefect
+    starts; only flows that launch servers take one."""
+    if "lease" not in params:
+        return
+    if flow == "cleanup":
+        raise ConfigError("--lease-renew / --lease-lapse: the cleanup flow launches no server.")
+    from pydantic import ValidationError
+
+    from vec_inf_flows.lifecycle.lease import LeasePolicy
+
+    try:
+        LeasePolicy.model_validate(params["lease"])
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"lease{'.' + where if where else ''}: {first['msg']}") from None
 
 
 def _split(text: str) -> list[str]:
@@ -113,6 +184,7 @@ def _split(text: str) -> list[str]:
 
 def run_command(args: argparse.Namespace, launch_options: dict[str, Any], console: Any) -> int:
     params = flow_parameters(args, launch_options)
+    check_lease(args.flow, params)
     if "api_key" in launch_options:
         raise ConfigError(
             "An API key cannot be passed as a flow parameter (it would be stored in the run); "
@@ -146,8 +218,16 @@ def cluster_for_backend(backend: str, cluster: Any) -> Any:
 def check_inputs(params: dict[str, Any], backend: str | None = None) -> None:
     """Refuse bad input in one line before Prefect starts, rather than as a failed flow run:
     missing request files, unknown models, invalid launch options, an unknown job id."""
+    from vec_inf_flows.evals.run_folder import check_distinct
+    from vec_inf_flows.replicas.scale import Scale
+    from vec_inf_flows.scoring import check_scorer
     from vec_inf_flows.workload.checks import check_dataset, check_output_file
 
+    check_distinct(params.get("models") or (), params.get("datasets") or ())
+    check_scorer(params.get("scorer"))
+    for spec in (params.get("scorers") or {}).values():
+        check_scorer(spec)
+    Scale.of(params).check(params.get("workload"), params.get("job_id"))
     for name in (params.get("dataset"), *params.get("datasets", ())):
         if name is not None:
             check_dataset(name)

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from vec_inf_flows.errors import ConfigError
+from vec_inf_flows.evals.run_folder import check_name
+from vec_inf_flows.scoring import check_scorer, check_scorers
 from vec_inf_flows.tasks import resolve_callable
 from vec_inf_flows.workload.checks import check_dataset, check_output_dir, check_output_file
 
 AT_LEAST_ONE = ("chunk_size", "max_parallel_servers")
-NOT_NEGATIVE = ("relaunches",)
+NOT_NEGATIVE = ("relaunches", "regression_threshold")
 POSITIVE = ("ready_timeout", "poll_interval")
 
 
@@ -29,6 +31,10 @@ def check_parameters(parameters: Mapping[str, Any]) -> None:
     if isinstance(parameters.get("workload"), str):  # 'package.module:function' importable
         resolve_callable(parameters["workload"])
     datasets = _datasets(parameters)
+    check_scorer(parameters.get("scorer"))  # user scorers import, like the workload
+    check_scorers(parameters.get("scorers"), datasets)
+    if parameters.get("evaluation_name") is not None:
+        check_name(parameters["evaluation_name"])
     for dataset in datasets:
         check_dataset(dataset)
     output, output_dir = parameters.get("output"), parameters.get("output_dir")

@@ -30,8 +30,9 @@ def start_server(
     options: LaunchOptions | None,
     server: VecInfServer | None,
 ) -> ServerHandle:
-    """Launch one server and register it for teardown before anything else can fail."""
-    handle = launch_server(model_name, options, servers.cluster, server)
+    """Launch one server, leased as the run's registry says, and register it for teardown
+    before anything else can fail."""
+    handle = launch_server(model_name, options, servers.cluster, server, servers.lease)
     servers.add(handle.job_id)
     return handle
 

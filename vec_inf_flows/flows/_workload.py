@@ -6,6 +6,7 @@ tens of kilobytes and milliseconds, while a chunk is one call to the workload ru
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,16 @@ from vec_inf_flows.artifacts import Progress, artifact_key, publish_table
 from vec_inf_flows.errors import ConfigError
 from vec_inf_flows.handle import ServerHandle
 from vec_inf_flows.presentation import key_value, workload_rows
+from vec_inf_flows.replicas.serving import ServingGroup
 from vec_inf_flows.results import WorkloadSummary
+from vec_inf_flows.scoring import AUTO
 from vec_inf_flows.tasks.workload import Workload, run_workload, run_workload_chunk
+from vec_inf_flows.workload.batch_format import write_batch_output
 from vec_inf_flows.workload.reader import iter_chunks
 from vec_inf_flows.workload.stats import digest_output
+from vec_inf_flows.workload.store import forget_failed
+
+logger = logging.getLogger("vec_inf_flows")
 
 
 def output_path_for(dataset: str, model_name: str, output_dir: str | None) -> Path:
@@ -28,17 +35,23 @@ def output_path_for(dataset: str, model_name: str, output_dir: str | None) -> Pa
 
 
 def run_dataset(
-    server: ServerHandle,
+    server: ServerHandle | ServingGroup,
     dataset: str,
     chunk_size: int,
     output_dir: str | None = None,
     output: str | None = None,
+    *,
+    scorer: str | None = None,
+    retry_failed: bool = False,
+    batch_output: bool = False,
 ) -> WorkloadSummary:
     """Send the dataset chunk by chunk; results go to ``output`` (or a file per model).
 
     Progress is reported twice over: per request to ``vec_inf_flows.progress`` (the CLI's bar)
     and per chunk to the run's progress artifact (the UI's bar). The summary's counts and
-    failure reasons are those of the whole output file, earlier runs included.
+    failure reasons are those of the whole output file, earlier runs included. With
+    ``retry_failed`` the failed records of earlier runs are sent again (once, before the first
+    chunk); with ``batch_output`` the results are also written in the OpenAI Batch format.
     """
     source = Path(dataset).expanduser()
     if not source.is_file():
@@ -46,6 +59,8 @@ def run_dataset(
     model = server.model_name
     results = Path(output).expanduser() if output else output_path_for(dataset, model, output_dir)
     results.parent.mkdir(parents=True, exist_ok=True)
+    if retry_failed and (forgotten := forget_failed(results)):
+        logger.info("%s: sending the %d failed requests of %s again", model, forgotten, results)
     chunks = list(iter_chunks(source, chunk_size))
     total = sum(chunk.count for chunk in chunks)
     label = f"{model}: {source.name}"
@@ -62,11 +77,15 @@ def run_dataset(
                 progress_label=label,
                 done_before=done,
                 total=total,
+                scorer=scorer,
             )
         )
         done += chunk.count
         artifact.advance()
-    summary = WorkloadSummary.of(dataset, str(results), summaries, digest_output(results))
+    digest = digest_output(results)
+    summary = WorkloadSummary.of(dataset, str(results), summaries, digest, scorer or AUTO)
+    if batch_output:
+        write_batch_output(results, batch_path_for(results))
     publish_table(
         f"vec-inf-workload-{model}-{source.stem}",
         key_value("Workload", workload_rows(summary)),
@@ -75,14 +94,23 @@ def run_dataset(
     return summary
 
 
+def batch_path_for(results: Path) -> Path:
+    """``answers.jsonl`` -> ``answers.batch.jsonl``, beside it."""
+    stem = results.name.removesuffix(".jsonl")
+    return results.with_name(f"{stem}.batch.jsonl")
+
+
 def run_any(
-    server: ServerHandle,
+    server: ServerHandle | ServingGroup,
     *,
     dataset: str | None,
     workload: Workload | None,
     chunk_size: int,
     output_dir: str | None,
     output: str | None = None,
+    scorer: str | None = None,
+    retry_failed: bool = False,
+    batch_output: bool = False,
 ) -> tuple[WorkloadSummary | None, dict[str, Any] | None]:
     """The dataset (chunked), or the workload callable, or nothing when neither is given."""
     if dataset is not None and workload is not None:
@@ -90,7 +118,17 @@ def run_any(
     if output is not None and dataset is None:
         raise ConfigError("An output file needs a dataset (--input) to fill it.")
     if dataset is not None:
-        return run_dataset(server, dataset, chunk_size, output_dir, output), None
+        summary = run_dataset(
+            server,
+            dataset,
+            chunk_size,
+            output_dir,
+            output,
+            scorer=scorer,
+            retry_failed=retry_failed,
+            batch_output=batch_output,
+        )
+        return summary, None
     if workload is not None:
         return None, run_workload(server, workload)
     return None, None

@@ -7,8 +7,10 @@ from vec_inf_flows.flows._inputs import check_parameters
 from vec_inf_flows.flows._logging import enable_library_logs
 from vec_inf_flows.flows._serving import failed_run, run_name, served
 from vec_inf_flows.flows._workload import run_any
+from vec_inf_flows.lifecycle.lease import LeasePolicy
 from vec_inf_flows.results import ServeResult
 from vec_inf_flows.tasks.blocks import load_cluster
+from vec_inf_flows.tasks.leases import DEFAULT_LEASE
 from vec_inf_flows.tasks.ownership import launched_servers, teardown_hook
 from vec_inf_flows.tasks.server import batch_launch_servers, shutdown_server, wait_until_ready
 
@@ -30,6 +32,7 @@ def batch_serve(
     min_success_ratio: float = 0.0,
     ready_timeout: float = 1800.0,
     poll_interval: float = 2.0,
+    lease: LeasePolicy = DEFAULT_LEASE,
 ) -> list[ServeResult]:
     """Launch several models as one heterogeneous Slurm job, run the same dataset or workload
     on each, and shut the job down; one result per model.
@@ -52,13 +55,17 @@ def batch_serve(
             where none succeeded fails whatever this says.
         ready_timeout: Seconds to wait for the servers to become READY.
         poll_interval: Longest pause between two status checks while waiting, in seconds.
+        lease: How often this run renews its servers' lease and how long a server waits for a
+            renewal before it stops by itself (default: every 60 s, lapsing after 300 s): if
+            the process running this flow dies (SIGKILL, a lost worker machine), its servers
+            end within the lapse.
     """
     check_parameters(locals())  # before anything is launched
     enable_library_logs()
     where = load_cluster(cluster)
     results: list[ServeResult] = []
-    with launched_servers(where) as servers:
-        batch = batch_launch_servers(models, batch_config, where)
+    with launched_servers(where, lease) as servers:
+        batch = batch_launch_servers(models, batch_config, where, lease)
         servers.add(batch.job_id)  # cancelling the leader ends every component
         ready = [
             wait_until_ready(launched.handle, ready_timeout, poll_interval, where)

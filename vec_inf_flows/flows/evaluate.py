@@ -2,119 +2,68 @@
 
 Each model runs in its own worker thread: launch, wait, every dataset, metrics, shutdown. A model
 that fails (to start or later) becomes rows saying why; the others carry on. The run is FAILED
-when any model/dataset pair failed, with the pairs and their reasons as its message.
+when any model/dataset pair failed, with the pairs and their reasons as its message. Every run
+writes to a folder of its own and is filed in its evaluation's history; a score that fell since
+the previous run emits ``vec-inf.eval.regression``.
 """
 
 import contextvars
 import logging
-from collections.abc import Iterator
+import uuid
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal
 
 from prefect import flow
+from prefect.runtime import deployment as runtime_deployment
+from prefect.runtime import flow_run as runtime_flow_run
 
-from vec_inf_flows.artifacts import publish_table
 from vec_inf_flows.blocks import SlurmCluster
 from vec_inf_flows.catalog.options import LaunchOptions, merge_options
 from vec_inf_flows.errors import ConfigError
+from vec_inf_flows.evals.run_folder import (
+    check_distinct,
+    check_name,
+    dataset_labels,
+    default_root,
+    results_path,
+    run_folder,
+)
+from vec_inf_flows.flows._evaluation import (
+    DatasetJob,
+    ModelServer,
+    RunRecord,
+    Settings,
+    Timing,
+    evaluate_model,
+    failure_summary,
+    file_run,
+    publish_summary,
+)
 from vec_inf_flows.flows._inputs import check_parameters
 from vec_inf_flows.flows._logging import enable_library_logs
-from vec_inf_flows.flows._serving import (
-    best_effort_metrics,
-    failed_run,
-    finish,
-    run_name,
-    start_server,
-)
-from vec_inf_flows.flows._workload import run_dataset
-from vec_inf_flows.presentation import evaluation_table
+from vec_inf_flows.flows._serving import failed_run, run_name
+from vec_inf_flows.lifecycle.lease import LeasePolicy
+from vec_inf_flows.replicas.budget import SharedBudget
+from vec_inf_flows.replicas.scale import RouterChoice, Scale
 from vec_inf_flows.results import EvaluationRow
+from vec_inf_flows.scoring import scorer_for
 from vec_inf_flows.tasks.blocks import load_cluster
-from vec_inf_flows.tasks.ownership import LaunchedServers, launched_servers, teardown_hook
-from vec_inf_flows.tasks.server import wait_until_ready
+from vec_inf_flows.tasks.leases import DEFAULT_LEASE
+from vec_inf_flows.tasks.ownership import launched_servers, teardown_hook
 
 logger = logging.getLogger("vec_inf_flows")
 EngineChoice = Literal["vllm", "sglang", "sim"]
+DEFAULT_EVALUATION = "default"
 
 
-@contextmanager
-def gpu_slot(limit_name: str | None) -> Iterator[None]:
-    """Hold one slot of a Prefect global concurrency limit, shared with other runs."""
-    if limit_name is None:
-        with nullcontext():
-            yield
-        return
-    from prefect.concurrency.sync import concurrency
-
-    with concurrency(limit_name, occupy=1, strict=True):
-        yield
-
-
-def evaluate_model(
-    servers: LaunchedServers,
-    model_name: str,
-    datasets: list[str],
-    *,
-    options: LaunchOptions,
-    chunk_size: int,
-    output_dir: str | None,
-    min_success_ratio: float,
-    ready_timeout: float,
-    poll_interval: float,
-    gpu_limit_name: str | None,
-) -> list[EvaluationRow]:
-    """One row per dataset; a failure before a dataset ran becomes its row, with the reason."""
-    rows: list[EvaluationRow] = []
-    job_id: str | None = None
-    try:
-        with gpu_slot(gpu_limit_name):
-            handle = start_server(servers, model_name, options, None)
-            job_id = handle.job_id
-            try:  # from here on the server is ours: shut it down however this ends
-                handle = wait_until_ready(handle, ready_timeout, poll_interval, servers.cluster)
-                for dataset in datasets:
-                    summary = run_dataset(handle, dataset, chunk_size, output_dir)
-                    shortfall = summary.shortfall(min_success_ratio)
-                    rows.append(
-                        EvaluationRow(
-                            model=model_name,
-                            dataset=dataset,
-                            job_id=job_id,
-                            status="failed" if shortfall else "ok",
-                            error=shortfall,
-                            workload=summary,
-                        )
-                    )
-                metrics, _ = best_effort_metrics(handle, servers.cluster)
-                rows = [row.model_copy(update={"metrics": metrics}) for row in rows]
-            finally:
-                finish(servers, handle)
-    except Exception as error:
-        logger.error("%s failed: %s", model_name, error)
-        done = {row.dataset for row in rows}
-        rows.extend(
-            EvaluationRow(
-                model=model_name,
-                dataset=dataset,
-                job_id=job_id,
-                status="failed",
-                error=f"{type(error).__name__}: {error}",
-            )
-            for dataset in datasets
-            if dataset not in done
-        )
-    return rows
-
-
-def failure_summary(rows: list[EvaluationRow], limit: int = 300) -> str:
-    """Each failed pair with its reason, e.g. ``m on d.jsonl (ServerError: ... KV cache ...)``."""
-    reasons = [
-        f"{row.model} on {row.dataset} ({str(row.error or 'unknown error')[:limit]})"
-        for row in rows
-        if row.status != "ok"
-    ]
-    return "; ".join(reasons) or "none"
+def resolve_evaluation_name(given: str | None) -> str:
+    """The name given, else the deployment's (runs of one deployment share a history)."""
+    if given:
+        return check_name(given)
+    deployed = runtime_deployment.name
+    return check_name(deployed) if deployed else DEFAULT_EVALUATION
 
 
 @flow(
@@ -137,60 +86,125 @@ def evaluate(
     min_success_ratio: float = 0.0,
     ready_timeout: float = 1800.0,
     poll_interval: float = 2.0,
+    lease: LeasePolicy = DEFAULT_LEASE,
+    evaluation_name: str | None = None,
+    scorers: dict[str, str] | None = None,
+    regression_threshold: float = 0.05,
+    retry_failed: bool = False,
+    batch_output: bool = False,
+    replicas: int = 1,
+    router: RouterChoice = "none",
+    elastic: bool = False,
+    max_gpus: int | None = None,
+    max_concurrent_replicas: int | None = None,
 ) -> list[EvaluationRow]:
     """Evaluate every model on every dataset; one summary row per pair, and a table artifact.
 
     Servers start in parallel, at most ``max_parallel_servers`` at once; a model that fails
     does not stop the others. The run is FAILED if any pair failed (the server did not start,
     or too few of the dataset's requests succeeded), with every failed pair and why in its
-    message.
+    message. Records with an ``expected`` or ``reference`` are scored; each pair's mean score
+    is compared with the previous run of the same evaluation.
 
     Args:
-        models: Models to evaluate, as the catalog names them.
-        datasets: JSONL or CSV files of requests; each model runs every one.
+        models: Models to evaluate, as the catalog names them (each once).
+        datasets: JSONL or CSV files of requests (or OpenAI Batch files); each model runs
+            every one.
         engine: Inference engine for every model: vllm, sglang or sim; default: the catalog's.
-        output_dir: Directory for the result files (one per model and dataset); default: next
-            to each dataset.
+        output_dir: Root folder of evaluations: a run writes to
+            OUTPUT_DIR/EVALUATION/START-RUN_ID/ (start in UTC) and appends to
+            OUTPUT_DIR/EVALUATION/history.jsonl; default: ~/.vec-inf-flows/evaluations.
         cluster: Cluster block (or its name) to launch on; default: this machine's defaults.
         launch_options: Launch options for every model, laid over the cluster's.
         model_options: Options for one model alone, by model name, laid over launch_options.
-        max_parallel_servers: Most servers alive at once (the run's GPU budget).
-        gpu_limit_name: A Prefect global concurrency limit to hold one slot of per server,
-            shared with other runs.
+        max_parallel_servers: Most models served at once (each by a server or a group).
+        gpu_limit_name: A Prefect global concurrency limit to hold one slot of per server
+            (per replica with replicas), shared with other runs.
         chunk_size: Requests per task run.
         min_success_ratio: Fraction of a dataset's requests that must succeed for its row to
             be ok; a dataset where none succeeded fails whatever this says.
         ready_timeout: Seconds to wait for each server to become READY.
         poll_interval: Longest pause between two status checks while waiting, in seconds.
+        lease: How often this run renews its servers' lease and how long a server waits for a
+            renewal before it stops by itself (default: every 60 s, lapsing after 300 s): if
+            the process running this flow dies (SIGKILL, a lost worker machine), its servers
+            end within the lapse.
+        evaluation_name: Name of this evaluation (its folder, history and artifact key);
+            runs of one name are compared. Default: the deployment's name, else "default".
+        scorers: Scorer per dataset (by its path as listed, or its file name): exact_match,
+            contains, regex, regex:PATTERN, numeric, numeric:TOLERANCE, embedding_cosine, or
+            "package.module:function". Default: auto (exact_match for text, embedding_cosine
+            for embeddings).
+        regression_threshold: Drop of a pair's mean score (0 to 1) against the previous run of
+            this evaluation that emits a vec-inf.eval.regression event.
+        retry_failed: On a retry of this flow run, send the requests that failed again
+            (the answered ones are kept).
+        batch_output: Also write each results file in the OpenAI Batch output format, as
+            DATASET.results.batch.jsonl beside it.
+        replicas: Serve each model from this many independent jobs (a replica group): work
+            starts on its first READY replica, the others join as they come, one that dies is
+            replaced (once per replica) and its requests go to the others.
+        router: One OpenAI-compatible endpoint in front of each group (vllm-router): its own
+            CPU job, a local process, or none (the runner spreads requests itself).
+        elastic: Size each group by its backlog, up to ``replicas``: add replicas while the
+            backlog is deep and the budget allows, release them as it drains (the room goes
+            to the other models).
+        max_gpus: GPUs all models' replicas may hold at once (the run's GPU budget).
+        max_concurrent_replicas: Replicas all models may have queued or running at once.
     """
+    output_dir = output_dir or str(default_root())
     check_parameters(locals())  # before anything is launched
+    check_distinct(models, datasets)
     enable_library_logs()
     if not models or not datasets:
         raise ConfigError("evaluate needs at least one model and one dataset.")
     if max_parallel_servers < 1:
         raise ConfigError("max_parallel_servers must be at least 1.")
+    scale = Scale(replicas, router, elastic, None, max_gpus, max_concurrent_replicas)
+    scale.check()
+    name = resolve_evaluation_name(evaluation_name)
+    run_id = str(runtime_flow_run.id or uuid.uuid4())
+    started = datetime.now(UTC)
+    root = Path(output_dir).expanduser().resolve()  # the history names folders absolutely
+    folder = run_folder(root, name, run_id, started)
+    logger.info("evaluation %s: results in %s", name, folder)
+    record = RunRecord(name, root, folder, run_id, started)
+    labels = dataset_labels(datasets)
+    settings = Settings(chunk_size, min_success_ratio, retry_failed, batch_output)
+    timing = Timing(ready_timeout, poll_interval)
     where = load_cluster(cluster)
+    budget = None
+    if max_gpus is not None or max_concurrent_replicas is not None:
+        budget = SharedBudget(max_gpus, max_concurrent_replicas)
     shared = merge_options(launch_options, {"engine": engine} if engine else None)
     rows: list[EvaluationRow] = []
     # Not a ``with`` block: leaving one would wait for every worker thread before teardown.
     pool = ThreadPoolExecutor(max_parallel_servers, thread_name_prefix="evaluate")
-    with launched_servers(where) as servers:
+    with launched_servers(where, lease) as servers:
         try:
             futures = [
                 # Each thread runs in a copy of the run context: its task runs belong to this run.
                 pool.submit(
                     contextvars.copy_context().run,
                     evaluate_model,
-                    servers,
-                    model,
-                    datasets,
-                    options=merge_options(shared, (model_options or {}).get(model)),
-                    chunk_size=chunk_size,
-                    output_dir=output_dir,
-                    min_success_ratio=min_success_ratio,
-                    ready_timeout=ready_timeout,
-                    poll_interval=poll_interval,
-                    gpu_limit_name=gpu_limit_name,
+                    ModelServer(
+                        servers,
+                        model,
+                        merge_options(shared, (model_options or {}).get(model)),
+                        timing,
+                        scale,
+                        budget,
+                    ),
+                    [
+                        DatasetJob(
+                            dataset,
+                            scorer_for(dataset, scorers),
+                            results_path(folder, model, labels[dataset]),
+                        )
+                        for dataset in datasets
+                    ],
+                    settings,
+                    gpu_limit_name,
                 )
                 for model in models
             ]
@@ -198,13 +212,10 @@ def evaluate(
                 rows.extend(future.result())
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
-    failures = failure_summary(rows)
-    publish_table(
-        "vec-inf-evaluation",
-        evaluation_table(rows),
-        f"{len(models)} models × {len(datasets)} datasets; failed: {failures}.",
-    )
+    rows, fallen = file_run(record, rows, regression_threshold)
+    publish_summary(record, rows, len(models), len(datasets), len(fallen))
     failed = sum(row.status != "ok" for row in rows)
     if failed:
+        failures = failure_summary(rows)
         return failed_run(f"{failed} of {len(rows)} model/dataset pairs failed: {failures}", rows)
     return rows

@@ -11,12 +11,16 @@ from vec_inf_flows.catalog.options import LaunchOptions, merge_options
 from vec_inf_flows.errors import ConfigError, VecInfError
 from vec_inf_flows.flows._inputs import check_parameters
 from vec_inf_flows.flows._logging import enable_library_logs
+from vec_inf_flows.flows._replicas import serve_group
 from vec_inf_flows.flows._serving import failed_run, finish, run_name, served, start_server
 from vec_inf_flows.flows._workload import run_any
 from vec_inf_flows.handle import ServerHandle
+from vec_inf_flows.lifecycle.lease import LeasePolicy
 from vec_inf_flows.models import ServerStatus
+from vec_inf_flows.replicas.scale import RouterChoice, Scale
 from vec_inf_flows.results import ServeResult
 from vec_inf_flows.tasks.blocks import client_for, load_cluster, load_server
+from vec_inf_flows.tasks.leases import DEFAULT_LEASE
 from vec_inf_flows.tasks.ownership import LaunchedServers, launched_servers, teardown_hook
 from vec_inf_flows.tasks.server import wait_until_ready
 from vec_inf_flows.tasks.workload import Workload
@@ -88,14 +92,24 @@ def serve_and_run(
     ready_timeout: float = 1800.0,
     poll_interval: float = 2.0,
     relaunches: int = 1,
+    lease: LeasePolicy = DEFAULT_LEASE,
+    scorer: str | None = None,
+    retry_failed: bool = False,
+    batch_output: bool = False,
+    replicas: int = 1,
+    router: RouterChoice = "none",
+    elastic: bool = False,
+    max_gpus: int | None = None,
+    max_concurrent_replicas: int | None = None,
 ) -> ServeResult:
     """Provision a model server (or attach to a running one), run a dataset or workload
     against it, collect its metrics and shut it down.
 
-    A server this flow launched is always shut down, however the run ends; one given by
-    ``job_id`` is used as it is and left running. If a server this flow launched dies while
-    the dataset runs, it is replaced (up to ``relaunches`` times) and the dataset goes on where
-    it stopped. The run is FAILED when no request succeeded (or fewer than
+    A server this flow launched is always shut down, however the run ends, and carries a lease
+    this run's process renews, so it also ends when the process is killed; one given by
+    ``job_id`` is used as it is, left running and not leased. If a server this flow launched
+    dies while the dataset runs, it is replaced (up to ``relaunches`` times) and the dataset
+    goes on where it stopped. The run is FAILED when no request succeeded (or fewer than
     ``min_success_ratio``), and its message says how many failed and why.
 
     Args:
@@ -118,16 +132,51 @@ def serve_and_run(
             COMPLETED; a run where none succeeded is FAILED whatever this says.
         ready_timeout: Seconds to wait for the server to become READY.
         poll_interval: Longest pause between two status checks while waiting, in seconds.
-        relaunches: How many times a launched server that dies mid-dataset is replaced.
+        relaunches: How many times a launched server that dies mid-dataset is replaced
+            (with replicas: replacements across the group).
+        lease: How often this run renews its servers' lease and how long a server waits for a
+            renewal before it stops by itself (default: every 60 s, lapsing after 300 s): if
+            the process running this flow dies (SIGKILL, a lost worker machine), its servers
+            end within the lapse.
+        scorer: How records with an 'expected' or 'reference' are scored: exact_match,
+            contains, regex, regex:PATTERN, numeric, numeric:TOLERANCE, embedding_cosine, or
+            "package.module:function"; default: auto (exact_match for text, embedding_cosine
+            for embeddings).
+        retry_failed: Send again the requests the output file records as failed (the
+            answered ones are kept); otherwise every recorded id counts as done.
+        batch_output: Also write the results in the OpenAI Batch output format, as
+            OUTPUT.batch.jsonl beside the output file OUTPUT.
+        replicas: Serve the model from this many independent jobs (a replica group): work
+            starts on the first READY one, the others join as they become READY, one that
+            dies is replaced and its requests go to the others.
+        router: One OpenAI-compatible endpoint in front of the replicas (vllm-router): its
+            own CPU job, a local process, or none (the runner spreads requests itself). A
+            workload callable needs it: it gets the endpoint.
+        elastic: Size the group by its backlog, up to ``replicas``: add replicas while the
+            backlog is deep, release them as it drains.
+        max_gpus: GPUs the group may hold at once.
+        max_concurrent_replicas: Replicas the group may have queued or running at once.
     """
     check_parameters(locals())  # before anything is launched
+    scale = Scale(replicas, router, elastic, relaunches, max_gpus, max_concurrent_replicas)
+    scale.check(workload, job_id)
     enable_library_logs()
     block = load_server(server)
     where = load_cluster(cluster) or (block.cluster if block else None)
     if job_id is None and not (model_name or block):
         raise ConfigError("serve_and_run needs a model_name, a server block or a job_id.")
     options = merge_options(launch_options, {"engine": engine} if engine else None)
-    with launched_servers(where) as servers:
+    with launched_servers(where, lease) as servers:
+        if scale.grouped:
+            result = serve_group(
+                servers, model_name, options, block, scale,
+                dataset=dataset, workload=workload, chunk_size=chunk_size,
+                output_dir=output_dir, output=output, scorer=scorer,
+                retry_failed=retry_failed, batch_output=batch_output,
+                ready_timeout=ready_timeout, poll_interval=poll_interval,
+            )  # fmt: skip
+            shortfall = result.workload.shortfall(min_success_ratio) if result.workload else None
+            return failed_run(shortfall, result) if shortfall else result
         if job_id is not None:
             handle = wait_until_ready(_attached(job_id, block, where), ready_timeout, poll_interval)
         else:
@@ -143,6 +192,9 @@ def serve_and_run(
                     chunk_size=chunk_size,
                     output_dir=output_dir,
                     output=output,
+                    scorer=scorer,
+                    retry_failed=retry_failed and replaced == 0,  # a replacement resumes
+                    batch_output=batch_output,
                 )
                 break
             except Exception as error:

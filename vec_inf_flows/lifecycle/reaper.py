@@ -4,7 +4,8 @@ Pure, so every rule is a row in a test table; the Prefect layer looks the owner'
 its own server and passes the answer in. The rules, and why:
 
 * A lapsed lease is proof: the owner stopped renewing for longer than it promised it would.
-* An owner flow run that is final on the *same* Prefect server is proof too.
+* An owner flow run that is final on the *same* Prefect server is proof too, unless the owner
+  released the lease: it handed the server over to its time limit on purpose.
 * Anything the reaper cannot see is reported, never cancelled: a run on another Prefect server
   (or on a CLI's temporary one, which another process cannot reach) is alive as far as we know,
   and "not found" on our server means "not ours to judge", not "ended".
@@ -78,9 +79,13 @@ def decide_reap(
     """What the reaper does with one live job (see the module docstring)."""
     if lease is LeaseState.LAPSED:
         return ReapDecision(ReapAction.CANCEL, "its owner stopped renewing the lease")
+    if lease is LeaseState.RELEASED:
+        return ReapDecision(
+            ReapAction.KEEP, "its owner handed it over to its time limit (lease released)"
+        )
     if owner is None or not owner.flow_run_id:
-        why = "the job side enforces its lease" if lease is LeaseState.HELD else "no flow run"
-        return ReapDecision(ReapAction.KEEP, f"not launched by a flow run ({why})")
+        why = " (the job side enforces its lease)" if lease is LeaseState.HELD else ""
+        return ReapDecision(ReapAction.KEEP, f"not launched by a flow run{why}")
     run = owner.flow_run_id
     if not same_prefect_server(owner.prefect_api_url, owner.host, caller_api_url, caller_host):
         where = owner.prefect_api_url or "an unknown Prefect server"

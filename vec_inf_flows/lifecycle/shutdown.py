@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from vec_inf_flows.backends.base import Backend
-from vec_inf_flows.errors import ServerError, ShutdownRefusedError, SlurmTransientError
+from vec_inf_flows.errors import ShutdownPending, ShutdownRefusedError, SlurmTransientError
 from vec_inf_flows.jobs import JobRecord
 from vec_inf_flows.lifecycle.evidence import (
     ShutdownRecord,
@@ -107,8 +107,8 @@ def wait_until_gone(
 ) -> None:
     """Poll (one query per round, backing off to 2 s) until every job has ended or is forgotten.
 
-    Raises ServerError naming what still runs at the timeout; a transient scheduler error only
-    delays the answer.
+    Raises ShutdownPending (a ServerError) naming what still runs at the timeout; a transient
+    scheduler error only delays the answer.
     """
     deadline = time.monotonic() + timeout
     delay = 0.25
@@ -124,9 +124,10 @@ def wait_until_gone(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             running = ", ".join(f"{record.job_id} ({record.state})" for record in left) or "?"
-            raise ServerError(
+            raise ShutdownPending(
                 f"Cancelled, but Slurm still runs job(s) {running} after {timeout:.0f} s; "
-                "`status` says STOPPING until they are gone."
+                "`status` says STOPPING until they are gone.",
+                [record.job_id for record in left] or list(job_ids),
             )
         sleep(min(delay, remaining))
         delay = min(delay * 2, 2.0)

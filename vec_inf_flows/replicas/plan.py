@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from vec_inf_flows.catalog.options import LaunchOptions
+from vec_inf_flows.lifecycle.lease import LeasePolicy
+from vec_inf_flows.lifecycle.owner import OwnerRecord
 from vec_inf_flows.replicas.budget import GpuBudget
 
 RouterPlace = Literal["job", "local", "none"]
@@ -51,6 +53,12 @@ class ReplicaPlan(BaseModel):
     max_gpus: int | None = Field(default=None, ge=1)
     max_concurrent: int | None = Field(default=None, ge=1)  # replicas holding or awaiting resources
     router: RouterSettings = Field(default_factory=RouterSettings)
+    # Every member (replicas, replacements and the router job) carries this lease, renewed by
+    # the launching client's keeper: the group ends by itself once its owner stops renewing.
+    lease: LeasePolicy | None = None
+    owner: OwnerRecord | None = None  # recorded in every member (default: this process)
+    # Recorded in every member's job JSON (a flow's run id, so its hooks find the jobs).
+    labels: dict[str, str] = Field(default_factory=dict)
 
     @property
     def budget(self) -> GpuBudget:

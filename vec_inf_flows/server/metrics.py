@@ -126,6 +126,24 @@ def parse_metrics(text: str, timestamp: float | None = None) -> MetricsSnapshot:
     )
 
 
+def merge_snapshots(snapshots: list[MetricsSnapshot]) -> MetricsSnapshot:
+    """Several servers of one model (a replica group) read as one: counters, gauges and
+    histogram sums add up, ratios average, as for the label sets of one server."""
+    series: dict[str, list[float]] = defaultdict(list)
+    splits: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for snapshot in snapshots:
+        for name, value in snapshot.values.items():
+            series[name].append(value)
+        for name, split in snapshot.splits.items():
+            for label, value in split.items():
+                splits[name][label] += value
+    return MetricsSnapshot(
+        timestamp=max((snapshot.timestamp for snapshot in snapshots), default=time.time()),
+        values={name: _combine(name, found) for name, found in series.items()},
+        splits={name: dict(split) for name, split in splits.items()},
+    )
+
+
 def _combine(name: str, found: list[float]) -> float:
     total = sum(found)
     return total / len(found) if name.endswith(_RATIO_SUFFIXES) else total

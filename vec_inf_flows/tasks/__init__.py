@@ -1,8 +1,13 @@
 """Prefect tasks over ``VecInfClient``: one external side effect each, with its own retries.
 
 ``server`` (launch, wait, metrics, shutdown), ``workload`` (chunks, workload callables),
-``retries`` (which faults are retried), ``ownership`` (labels, teardown, hooks), ``blocks``
-(block arguments and the client they give), ``naming`` (task-run names).
+``retries`` (which faults are retried), ``ownership`` (labels, the run's registry, hooks),
+``teardown`` (bounded shutdown without the Prefect API), ``leases`` (the process's lease keeper
+and the owner a launch records), ``blocks`` (block arguments and the client they give),
+``naming`` (task-run names).
+
+Every server a task launches carries a lease this process renews: if the process is killed or
+its machine is lost, the server stops by itself once the lease lapses (default 300 s).
 
 Example, inside your own flow:
 
@@ -30,7 +35,6 @@ from vec_inf_flows.tasks.ownership import (
     labels_of,
     launched_servers,
     live_jobs,
-    release_server,
     teardown_hook,
 )
 from vec_inf_flows.tasks.retries import is_transient, retry_launch, retry_on_transient
@@ -41,6 +45,7 @@ from vec_inf_flows.tasks.server import (
     shutdown_server,
     wait_until_ready,
 )
+from vec_inf_flows.tasks.teardown import release_server, release_servers
 from vec_inf_flows.tasks.workload import resolve_callable, run_workload, run_workload_chunk
 
 __all__ = [
@@ -58,6 +63,7 @@ __all__ = [
     "load_cluster",
     "load_server",
     "release_server",
+    "release_servers",
     "resolve_callable",
     "retry_launch",
     "retry_on_transient",

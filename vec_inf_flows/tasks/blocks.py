@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 from vec_inf_flows.blocks import SlurmCluster, VecInfServer
+from vec_inf_flows.tasks.leases import process_leases
 
 if TYPE_CHECKING:
     from vec_inf_flows.client import VecInfClient
@@ -31,12 +32,14 @@ def load_server(server: ServerArg) -> VecInfServer | None:
 
 
 def client_for(cluster: SlurmCluster | None) -> VecInfClient:
-    """The cluster's client; without a cluster, this machine's defaults."""
+    """The cluster's client; without a cluster, this machine's defaults. Every client of the
+    Prefect layer shares this process's lease keeper (``tasks.leases``), so whichever one tears
+    a server down also stops renewing its lease."""
     if cluster is not None:
-        return cluster.get_client()
+        return cluster.get_client(process_leases())
     from vec_inf_flows.client import VecInfClient
 
-    return VecInfClient()
+    return VecInfClient(leases=process_leases())
 
 
 def cluster_of(server: ServerHandle | str, cluster: ClusterArg) -> SlurmCluster | None:

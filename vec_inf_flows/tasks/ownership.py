@@ -1,10 +1,11 @@
 """Which servers a flow run owns, and tearing exactly those down, whatever ends the run.
 
 Every job launched from a flow carries two labels in its job record: the flow run's id (the
-crash and cancellation hooks and the ``cleanup`` flow find a run's servers by it, from any
-process) and the launching task run's key (a retried launch adopts the job its earlier attempt
-submitted instead of starting a second one). A flow's ``finally`` releases what it launched
-through ``LaunchedServers`` with plain client calls, so teardown needs no Prefect API.
+crash and cancellation hooks find a run's servers by it, from any process) and the launching
+task run's key (a retried launch adopts the job its earlier attempt submitted instead of
+starting a second one); its owner record and lease come from ``tasks.leases``. A flow's
+``finally`` releases what it launched through ``LaunchedServers`` with plain client calls
+(``tasks.teardown``), so teardown needs no Prefect API.
 """
 
 from __future__ import annotations
@@ -18,13 +19,17 @@ from typing import TYPE_CHECKING, Any, cast
 
 from prefect import Flow
 from prefect.client.schemas.objects import FlowRun, State
-from prefect.runtime import flow_run as runtime_flow_run
 
 from vec_inf_flows.blocks import SlurmCluster
-from vec_inf_flows.events import emit_server_event
-from vec_inf_flows.handle import ServerHandle
 from vec_inf_flows.jobdir import read_json
+from vec_inf_flows.lifecycle.lease import LeasePolicy
 from vec_inf_flows.tasks.blocks import client_for, load_cluster
+from vec_inf_flows.tasks.leases import DEFAULT_LEASE, current_flow_run_id
+from vec_inf_flows.tasks.teardown import (
+    TEARDOWN_TIMEOUT,
+    release_server,
+    release_servers,
+)
 
 if TYPE_CHECKING:
     from vec_inf_flows.client import VecInfClient
@@ -34,12 +39,6 @@ logger = logging.getLogger("vec_inf_flows")
 
 FLOW_RUN_LABEL = "prefect.flow-run-id"
 LAUNCH_KEY_LABEL = "vec-inf-flows.launch-key"
-TEARDOWN_TIMEOUT = 30.0  # Slurm's KillWait after SIGTERM is 30 s by default: stay within it
-
-
-def current_flow_run_id() -> str | None:
-    run_id = runtime_flow_run.id
-    return str(run_id) if run_id else None
 
 
 def owner_labels(launch_key: str | None = None) -> dict[str, str]:
@@ -75,51 +74,17 @@ def find_launched(client: VecInfClient, launch_key: str) -> StatusResponse | Non
     return None
 
 
-def release_server(
-    server: ServerHandle | str, cluster: SlurmCluster | None = None, timeout: float = 30.0
-) -> bool:
-    """Shut a server down with a plain client call: no Prefect API, bounded time, never raises.
-
-    This is what ``finally`` blocks and crash hooks call, so teardown works while the API is
-    unreachable or the process is being terminated.
-    """
-    job_id = server.job_id if isinstance(server, ServerHandle) else server
-    outcome: dict[str, BaseException | None] = {"error": None}
-    model = server.model_name if isinstance(server, ServerHandle) else "unknown"
-
-    def cancel() -> None:
-        nonlocal model
-        try:
-            client = client_for(cluster)
-            client.shutdown(job_id)
-            if model == "unknown":
-                model = client.status(job_id).model_name
-        except BaseException as error:
-            outcome["error"] = error
-
-    worker = threading.Thread(target=cancel, name=f"release-{job_id}", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        logger.error("shutdown of job %s did not finish within %.0f s", job_id, timeout)
-        return False
-    if outcome["error"] is not None:
-        logger.error("shutdown of job %s failed: %s", job_id, outcome["error"])
-        return False
-    emit_server_event("shutdown", job_id, model)
-    logger.info("shut down job %s", job_id)
-    return True
-
-
 class LaunchedServers:
-    """Job ids this flow run launched and has not shut down yet (thread-safe).
+    """Job ids this flow run launched and has not shut down yet (thread-safe), and the lease
+    every launch into it carries.
 
     Once closed, a launch that finishes late (in a worker thread) is shut down at once instead
     of being left running after teardown.
     """
 
-    def __init__(self, cluster: SlurmCluster | None) -> None:
+    def __init__(self, cluster: SlurmCluster | None, lease: LeasePolicy = DEFAULT_LEASE) -> None:
         self.cluster = cluster
+        self.lease = lease
         self._jobs: list[str] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -147,14 +112,16 @@ class LaunchedServers:
         with self._lock:
             self._closed = True
             jobs, self._jobs = self._jobs, []
-        for job_id in jobs:
-            release_server(job_id, self.cluster, TEARDOWN_TIMEOUT)
+        if jobs:  # all at once: teardown takes one server's time, not the sum
+            release_servers(jobs, self.cluster, TEARDOWN_TIMEOUT)
 
 
 @contextmanager
-def launched_servers(cluster: SlurmCluster | None) -> Iterator[LaunchedServers]:
+def launched_servers(
+    cluster: SlurmCluster | None, lease: LeasePolicy = DEFAULT_LEASE
+) -> Iterator[LaunchedServers]:
     """Yield the registry; on the way out, whatever the reason, shut down what it holds."""
-    servers = LaunchedServers(cluster)
+    servers = LaunchedServers(cluster, lease)
     try:
         yield servers
     finally:
@@ -180,7 +147,8 @@ def teardown_hook(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) ->
         return
     for job_id in owned:
         logger.warning("run %s ended %s; shutting down job %s", flow_run.id, state.name, job_id)
-        release_server(job_id, cluster, TEARDOWN_TIMEOUT)
+    if owned:
+        release_servers(owned, cluster, TEARDOWN_TIMEOUT)
 
 
 def cluster_from_parameters(parameters: Mapping[str, Any]) -> SlurmCluster | None:

@@ -24,6 +24,7 @@ from vec_inf_flows.catalog.options import LaunchOptions
 from vec_inf_flows.errors import ConfigError, ServerError
 from vec_inf_flows.events import emit_server_event
 from vec_inf_flows.handle import ServerHandle
+from vec_inf_flows.lifecycle.lease import LeasePolicy
 from vec_inf_flows.models import BatchLaunchResponse
 from vec_inf_flows.server.metrics import ServerMetrics
 from vec_inf_flows.tasks.blocks import (
@@ -34,9 +35,11 @@ from vec_inf_flows.tasks.blocks import (
     load_cluster,
     load_server,
 )
+from vec_inf_flows.tasks.leases import DEFAULT_LEASE, hold_adopted, process_leases, run_owner
 from vec_inf_flows.tasks.naming import run_name
 from vec_inf_flows.tasks.ownership import find_launched, owner_labels
 from vec_inf_flows.tasks.retries import retry_launch, retry_on_transient
+from vec_inf_flows.tasks.teardown import TEARDOWN_TIMEOUT, cancel_and_settle
 
 logger = logging.getLogger("vec_inf_flows")
 
@@ -65,12 +68,16 @@ def launch_server(
     options: LaunchOptions | Mapping[str, Any] | None = None,
     cluster: ClusterArg = None,
     server: ServerArg = None,
+    lease: LeasePolicy | None = None,
 ) -> ServerHandle:
     """Submit one model server and return its handle; never submits twice for one task run.
 
-    The job records this flow run's id (for cleanup) and a launch key; a retried attempt first
-    looks for a live job with its key and adopts it instead of submitting again. Publishes the
-    launch configuration as the artifact ``vec-inf-launch-<model>``.
+    The job records its owner (this process, this flow run and its Prefect API URL) and a
+    launch key; a retried attempt first looks for a live job with its key and adopts it instead
+    of submitting again. The server carries a lease this process renews for as long as it
+    lives: if the process is killed or its machine is lost, the job stops by itself once the
+    lease lapses. ``release_server`` (or ``shutdown_server``) ends it and stops the renewals.
+    Publishes the launch configuration as the artifact ``vec-inf-launch-<model>``.
 
     Args:
         model_name: Model to serve, as the catalog names it; default: the server block's.
@@ -78,6 +85,8 @@ def launch_server(
         cluster: Cluster block (or its saved name) to launch on; default: the server block's
             cluster, else this machine's defaults.
         server: Model-server block (or its saved name): model, options and API key.
+        lease: How often this process renews the server's lease and how long the job waits
+            for a renewal before it stops by itself; default: every 60 s, lapsing after 300 s.
 
     Returns:
         The server's handle (job id, model, key, concurrency; no URL until it is READY).
@@ -92,16 +101,24 @@ def launch_server(
         block.model_copy(update={"model_name": name}) if block else VecInfServer(model_name=name)
     )
     where = load_cluster(cluster) or block.cluster
+    lease = lease or DEFAULT_LEASE
     launch_key = str(runtime_task_run.id or "") or None
     if launch_key and (runtime_task_run.run_count or 1) > 1:
         client = client_for(where)
         adopted = find_launched(client, launch_key)
         if adopted is not None:
             logger.warning("adopting job %s submitted by an earlier attempt", adopted.job_id)
-            return client.attach(adopted.job_id).model_copy(
-                update={"cluster": where.name if where else None}
-            )
-    _, launched = block.submit(where, options, owner_labels(launch_key))
+            handle = client.attach(adopted.job_id)
+            hold_adopted(handle, lease)
+            return handle.model_copy(update={"cluster": where.name if where else None})
+    _, launched = block.submit(
+        where,
+        options,
+        owner_labels(launch_key),
+        lease=lease,
+        owner=run_owner(),
+        leases=process_leases(),
+    )
     emit_server_event("submitted", launched.job_id, launched.model_name, job_dir=launched.job_dir)
     publish_launch_table(launched, "SUBMITTED")
     logger.info("launched %s as job %s", launched.model_name, launched.job_id)
@@ -110,14 +127,20 @@ def launch_server(
 
 @task(name="batch-launch-servers", task_run_name=run_name("batch-launch"), **_SUBMISSION)
 def batch_launch_servers(
-    model_names: list[str], batch_config: str | None = None, cluster: ClusterArg = None
+    model_names: list[str],
+    batch_config: str | None = None,
+    cluster: ClusterArg = None,
+    lease: LeasePolicy | None = None,
 ) -> BatchLaunchResponse:
     """Submit several models as one heterogeneous job: they start together or not at all.
+    Every component carries a lease this process renews, as with ``launch_server``.
 
     Args:
         model_names: Models to serve, one het-job component each.
         batch_config: A models YAML file merged over the catalog for this batch.
         cluster: Cluster block (or its saved name) whose client submits the job.
+        lease: How often this process renews the servers' lease and how long the job waits
+            for a renewal before it stops by itself; default: every 60 s, lapsing after 300 s.
 
     Returns:
         ``job_id`` is the leader (``shutdown_server`` on it ends every component);
@@ -126,7 +149,13 @@ def batch_launch_servers(
     if not model_names:
         raise ConfigError("batch_launch_servers needs at least one model name.")
     where = load_cluster(cluster)
-    launched = client_for(where).batch_launch(model_names, batch_config, labels=owner_labels())
+    launched = client_for(where).batch_launch(
+        model_names,
+        batch_config,
+        labels=owner_labels(),
+        lease=lease or DEFAULT_LEASE,
+        owner=run_owner(),
+    )
     name = where.name if where else None
     servers = []
     for one in launched.servers:
@@ -209,8 +238,10 @@ def collect_metrics(server: ServerHandle, cluster: ClusterArg = None) -> ServerM
 
 @task(name="shutdown-server", task_run_name=run_name("shutdown", "server"), **_SHORT_AND_REPEATABLE)
 def shutdown_server(server: ServerHandle | str, cluster: ClusterArg = None) -> list[str]:
-    """Cancel a server's job (idempotent: an ended job is not an error). Emits the shutdown
-    event. In ``finally`` blocks prefer ``release_server``, which needs no Prefect API.
+    """Cancel a server's job (idempotent: an ended job is not an error) and stop renewing its
+    lease; wait up to 30 s (Slurm's default KillWait) until Slurm runs no part of it. A job
+    Slurm is still ending then is logged as stopping, not failed. Emits the shutdown event. In
+    ``finally`` blocks prefer ``release_server``, which needs no Prefect API.
 
     Args:
         server: Handle of the server, or a job id (a batch's leader id ends every component).
@@ -219,8 +250,17 @@ def shutdown_server(server: ServerHandle | str, cluster: ClusterArg = None) -> l
     Example: ``shutdown_server(server)``
     """
     client = client_for(cluster_of(server, cluster))
-    cancelled = client.shutdown(server)
+    job_id = server.job_id if isinstance(server, ServerHandle) else str(server)
+    settling = cancel_and_settle(client, server)
+    if settling:
+        logger.info(
+            "job %s: cancel sent; Slurm was still ending %s after %.0f s; `status` says "
+            "STOPPING until it is gone",
+            job_id,
+            ", ".join(settling),
+            TEARDOWN_TIMEOUT,
+        )
     handle = server if isinstance(server, ServerHandle) else None
     model = handle.model_name if handle else client.status(server).model_name
-    emit_server_event("shutdown", handle.job_id if handle else str(server), model)
-    return cancelled
+    emit_server_event("shutdown", job_id, model)
+    return [job_id]

@@ -6,7 +6,6 @@ token) and how many sequences it runs at once (the number of requests kept in fl
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -15,8 +14,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from vec_inf_flows import progress
+from vec_inf_flows.callables import import_callable
 from vec_inf_flows.errors import ConfigError
 from vec_inf_flows.handle import ServerHandle
+from vec_inf_flows.replicas.serving import ServingGroup
+from vec_inf_flows.scoring import RecordScorer
 from vec_inf_flows.tasks.naming import chunk_name, run_name
 from vec_inf_flows.tasks.retries import retry_on_transient
 from vec_inf_flows.workload.reader import Chunk
@@ -47,21 +49,24 @@ def replica_of(server: ServerHandle) -> Replica:
     cache_policy=NO_CACHE,
 )
 def run_workload_chunk(
-    server: ServerHandle,
+    server: ServerHandle | ServingGroup,
     dataset: str,
     output_path: str,
     chunk: Chunk | None = None,
     progress_label: str | None = None,
     done_before: int = 0,
     total: int | None = None,
+    scorer: str | None = None,
 ) -> ChunkSummary:
     """Send one chunk of a dataset (hundreds to thousands of requests) in one task run.
 
     Safe to retry: results are appended to ``output_path`` keyed by request id, and requests
-    already recorded there are skipped, so nothing is sent twice.
+    already recorded there are skipped, so nothing is sent twice. On a replica group the chunk
+    runs on whichever replicas are READY, and on those that become READY while it runs.
 
     Args:
-        server: Handle of a READY server (URL, key and concurrency come from it).
+        server: Handle of a READY server (URL, key and concurrency come from it), or a
+            replica group (``launch_replica_group``).
         dataset: JSONL or CSV file of requests.
         output_path: JSONL file of results, one record per request id.
         chunk: The part of the dataset to send (``iter_chunks``); None sends all of it.
@@ -69,6 +74,9 @@ def run_workload_chunk(
             ``vec_inf_flows.progress`` under this label (the CLI's progress bar).
         done_before: Requests of the dataset finished before this chunk (for the bar).
         total: Requests in the whole dataset (for the bar).
+        scorer: How records with an 'expected' or 'reference' are scored: exact_match,
+            contains, regex, numeric, embedding_cosine, or "package.module:function";
+            default: auto (exact_match for text, embedding_cosine for embeddings).
 
     Example: ``for chunk in iter_chunks("prompts.jsonl", 500):
     run_workload_chunk(server, "prompts.jsonl", "out.jsonl", chunk)``
@@ -77,33 +85,32 @@ def run_workload_chunk(
     def report(done: Progress) -> None:
         if progress_label is not None:
             progress.notify(progress_label, done_before + done.done, total)
+        if isinstance(server, ServingGroup):  # an elastic group sizes itself by what is left
+            server.note_progress(dataset, done_before + done.done, total)
 
+    if isinstance(server, ServingGroup):
+        replicas, membership = [], server.membership()
+    else:
+        replicas, membership = [replica_of(server)], None
     return run_chunk(
         dataset,
         output_path,
-        [replica_of(server)],
+        replicas,
         chunk=chunk,
         options=RunOptions(
-            model=server.model_name, api_key=server.bearer(), deadline_s=CHUNK_DEADLINE_S
+            model=server.model_name,
+            api_key=server.bearer(),
+            deadline_s=CHUNK_DEADLINE_S,
+            scorer=RecordScorer.of(scorer),
         ),
         on_progress=report,
+        membership=membership,
     )
 
 
 def resolve_callable(path: Workload) -> Callable[..., Any]:
     """``"package.module:function"`` (JSON-able, for deployments) or a callable as is."""
-    if callable(path):
-        return path
-    module_name, _, attribute = path.partition(":")
-    if not module_name or not attribute:
-        raise ConfigError(f"Workload {path!r} is not of the form 'package.module:function'.")
-    try:
-        target = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as error:
-        raise ConfigError(f"Cannot import workload {path!r}: {error}.") from None
-    if not callable(target):
-        raise ConfigError(f"Workload {path!r} is not callable.")
-    return target  # type: ignore[no-any-return]
+    return path if callable(path) else import_callable(path, "Workload")
 
 
 @task(
@@ -113,16 +120,19 @@ def resolve_callable(path: Workload) -> Callable[..., Any]:
     timeout_seconds=6 * 3600,
     cache_policy=NO_CACHE,
 )
-def run_workload(server: ServerHandle, workload: Workload) -> dict[str, Any]:
+def run_workload(server: ServerHandle | ServingGroup, workload: Workload) -> dict[str, Any]:
     """Run a whole workload callable against a READY server; it gets the server's handle.
 
     Args:
-        server: Handle of a READY server.
+        server: Handle of a READY server, or a replica group with a router (the callable gets
+            a handle whose URL is the group's one endpoint).
         workload: ``"package.module:function"`` or a callable, called as ``function(server)``;
             whatever it returns (a mapping or a pydantic model) becomes a JSON-able summary.
 
     Example: ``run_workload(server, "my_pkg.evals:run")``
     """
+    if isinstance(server, ServingGroup):
+        server = server.endpoint_handle()
     result = resolve_callable(workload)(server)
     if hasattr(result, "model_dump"):
         result = result.model_dump(mode="json")

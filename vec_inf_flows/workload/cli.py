@@ -11,13 +11,18 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from vec_inf_flows.errors import ConfigError, VecInfError
+from vec_inf_flows.scoring import RecordScorer
+from vec_inf_flows.workload.batch_format import write_batch_output
+from vec_inf_flows.workload.checks import check_output_file
 from vec_inf_flows.workload.concurrency import concurrency_for, max_num_seqs_from_job_json
 from vec_inf_flows.workload.reader import iter_chunks
 from vec_inf_flows.workload.retry import RetryPolicy
 from vec_inf_flows.workload.runner import RunOptions, run_chunk
+from vec_inf_flows.workload.store import forget_failed
 
 API_KEY_VARIABLE = "VEC_INF_API_KEY"
 
@@ -43,6 +48,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--base-delay", type=float, default=RetryPolicy.base_delay_s)
     run.add_argument("--timeout", type=float, default=600.0, help="seconds per attempt")
     run.add_argument("--fsync-every", type=int, default=256)
+    run.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="send again the requests the output records as failed (the others are kept)",
+    )
+    run.add_argument(
+        "--scorer",
+        help="for records with an 'expected'/'reference': exact_match, contains, regex, "
+        "numeric[:TOL], embedding_cosine or package.module:function (default: auto)",
+    )
+    run.add_argument(
+        "--batch-output", metavar="FILE", help="also write the results in the OpenAI Batch format"
+    )
 
     chunks = commands.add_parser("chunks", help="print the chunks of a file as JSON lines")
     chunks.add_argument("--input", required=True)
@@ -58,7 +76,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             for chunk in iter_chunks(args.input, args.size, args.format):
                 print(json.dumps(chunk.__dict__))
             return 0
-        summary = run_chunk(args.input, args.output, args.base_url, options=_options(args))
+        options = _options(args)
+        if args.batch_output:
+            _check_batch_output(args.output, args.batch_output)
+        if args.retry_failed:
+            forgotten = forget_failed(args.output)
+            print(f"retrying {forgotten} failed requests", file=sys.stderr)
+        summary = run_chunk(args.input, args.output, args.base_url, options=options)
+        if args.batch_output:
+            write_batch_output(args.output, args.batch_output)
     except VecInfError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -97,7 +123,14 @@ def _options(args: argparse.Namespace) -> RunOptions:
         api_key=os.environ.get(API_KEY_VARIABLE) or None,
         input_format=args.format,
         fsync_every=args.fsync_every,
+        scorer=RecordScorer.of(args.scorer),
     )
+
+
+def _check_batch_output(output: str, batch_output: str) -> None:
+    if Path(batch_output).expanduser().resolve() == Path(output).expanduser().resolve():
+        raise ConfigError("--batch-output must be another file than --output.")
+    check_output_file(batch_output, make_directory=True)
 
 
 def _parameter(text: str) -> tuple[str, Any]:

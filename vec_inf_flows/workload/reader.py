@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
 from vec_inf_flows.errors import ConfigError
+from vec_inf_flows.workload.batch_format import batch_request, is_batch_record
 from vec_inf_flows.workload.request import InputLineError, WorkRequest, build_request, derived_id
 
 
@@ -27,7 +28,8 @@ class InputFormat(StrEnum):
 
 _SUFFIXES = {".jsonl": InputFormat.JSONL, ".ndjson": InputFormat.JSONL, ".csv": InputFormat.CSV}
 _JSON_COLUMNS = frozenset({"messages"})  # CSV cells that must hold JSON
-_TEXT_COLUMNS = frozenset({"id", "prompt", "input", "model"})  # CSV cells always taken verbatim
+# CSV cells always taken verbatim (a reference "007" must stay "007", not become 7)
+_TEXT_COLUMNS = frozenset({"id", "prompt", "input", "model", "expected", "reference"})
 # A JSON escape of a UTF-16 surrogate: only lines holding one need the full encoding check.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
@@ -136,7 +138,12 @@ def _to_item(record: _RawRecord, defaults: Mapping[str, Any]) -> InputItem:
     if problem is not None or fields is None:
         return InputItem(record.line, fallback, fallback, None, f"line {record.line}: {problem}")
     try:
-        request = build_request(fields, line=record.line, fallback_id=fallback, defaults=defaults)
+        if is_batch_record(fields):
+            request = batch_request(fields, line=record.line, defaults=defaults)
+        else:
+            request = build_request(
+                fields, line=record.line, fallback_id=fallback, defaults=defaults
+            )
     except InputLineError as error:
         return InputItem(record.line, fallback, fallback, None, f"line {record.line}: {error}")
     return InputItem(record.line, request.id, fallback, request)

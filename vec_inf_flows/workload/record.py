@@ -47,6 +47,8 @@ class ResultRecord(BaseModel):
     retries: list[RetryNote] = []
     replica: str | None = None  # base URL that gave the final answer
     error: RecordError | None = None
+    score: float | None = None  # against the record's reference, when it has one
+    score_error: str | None = None  # why it has no score (or scored 0 for want of an answer)
 
     def to_line(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode() + b"\n"

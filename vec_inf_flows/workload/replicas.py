@@ -7,8 +7,9 @@ out at once; one that keeps failing (5xx, dropped connections, timeouts) is take
 cancelled and go to the others without counting as a failed attempt.
 
 Replicas may join while the run goes on (``add``: a replica group reports them as they become
-READY, so work starts on the first) and may be retired from outside (``retire``: the group saw
-its job end). A caller's hook may relaunch a failed replica and hand back the new one. When no
+READY, so work starts on the first), may be retired from outside (``retire``: the group saw
+its job end) or drained (``drain``: the group releases it once what it holds has finished).
+A caller's hook may relaunch a failed replica and hand back the new one. When no
 replica is left and none is coming, ``acquire`` raises instead of letting every remaining request
 fail: unfinished ids stay unwritten, so a rerun picks them up.
 """
@@ -60,6 +61,7 @@ class ReplicaState:
     alive: bool = True
     removed_because: str | None = None
     in_flight: set[asyncio.Future[Any]] = field(default_factory=set, repr=False)
+    idle: asyncio.Event | None = None  # set once a drained replica holds nothing
 
 
 class NoLiveReplicaError(ServerError):
@@ -110,6 +112,8 @@ class ReplicaPool:
 
     def release(self, state: ReplicaState, outcome: Outcome, detail: str = "") -> None:
         state.outstanding -= 1
+        if state.idle is not None and state.outstanding <= 0:
+            state.idle.set()
         if outcome is Outcome.OK:
             state.consecutive_failures = 0
             return
@@ -145,6 +149,30 @@ class ReplicaPool:
                 await self._notify()
                 return True
         return False
+
+    async def drain(self, base_url: str | None, reason: str, idle: asyncio.Event) -> str | None:
+        """Send a replica nothing new; what it holds finishes there (nothing is moved or sent
+        twice); ``idle`` is set once it holds nothing (at once for a URL never seen). Without
+        ``base_url``: the live replica holding the fewest requests, never the last one. Returns
+        the URL drained."""
+        live = self.live
+        if base_url is None:
+            state = min(live, key=lambda s: s.outstanding) if len(live) > 1 else None
+        else:
+            url = base_url.rstrip("/")
+            state = next((s for s in live if s.replica.base_url == url), None)
+        if state is None:
+            idle.set()
+            return None
+        state.alive = False
+        state.removed_because = reason
+        state.idle = idle
+        if state.outstanding <= 0:
+            idle.set()
+        _log.info("draining %s: %s", state.replica.base_url, reason)
+        self._capacity_changed()
+        await self._notify()
+        return state.replica.base_url
 
     async def finish(self) -> None:
         """No more replicas will join: waiting stops once the live ones are gone."""

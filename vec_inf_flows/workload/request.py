@@ -35,6 +35,9 @@ _CONTENT_KEYS = {
     "prompt": RequestKind.COMPLETION,
     "input": RequestKind.EMBEDDING,
 }
+_CONTENT_OF = {kind: key for key, kind in _CONTENT_KEYS.items()}
+# What the answer is scored against; kept out of the request body (a server would refuse it).
+REFERENCE_KEYS = ("expected", "reference")
 # Defaults that make sense for an embedding request; generation defaults (max_tokens ...) would
 # only be rejected or ignored by the server, so they are not applied to embeddings.
 _EMBEDDING_DEFAULTS = frozenset(
@@ -54,6 +57,7 @@ class WorkRequest:
     line: int
     kind: RequestKind
     body: dict[str, Any]
+    reference: Any = None  # the record's expected answer, if it has one
 
     @property
     def stream(self) -> bool:
@@ -74,6 +78,14 @@ def explicit_id(value: object) -> str:
     return text
 
 
+def reference_of(record: Mapping[str, Any]) -> Any:
+    """The record's ``expected`` or ``reference`` value (None when it has neither)."""
+    given = [key for key in REFERENCE_KEYS if record.get(key) is not None]
+    if len(given) > 1:
+        raise InputLineError("has both 'expected' and 'reference'; use one")
+    return record[given[0]] if given else None
+
+
 def build_request(
     record: Mapping[str, Any],
     *,
@@ -88,18 +100,34 @@ def build_request(
         raise InputLineError("needs one of 'messages', 'prompt' or 'input'")
     if len(present) > 1:
         raise InputLineError(f"has both {present[0]!r} and {present[1]!r}; use exactly one")
-    kind = _CONTENT_KEYS[present[0]]
-    _check_content(kind, record[present[0]])
-    params = {key: value for key, value in record.items() if key != "id" and value is not None}
+    skipped = ("id", *REFERENCE_KEYS)
+    params = {key: value for key, value in record.items() if key not in skipped}
+    return assemble(
+        request_id, line, _CONTENT_KEYS[present[0]], params, defaults, reference_of(record)
+    )
+
+
+def assemble(
+    request_id: str,
+    line: int,
+    kind: RequestKind,
+    params: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+    reference: Any = None,
+) -> WorkRequest:
+    """The request body: the defaults (only those an embedding takes, for one) under the
+    record's own parameters; its content checked, its model required."""
+    _check_content(kind, params.get(_CONTENT_OF[kind]))
+    given = {key: value for key, value in params.items() if value is not None}
     applied = (
         {k: v for k, v in defaults.items() if k in _EMBEDDING_DEFAULTS}
         if kind is RequestKind.EMBEDDING
         else dict(defaults)
     )
-    body = {**applied, **params}
+    body = {**applied, **given}
     if not isinstance(body.get("model"), str) or not body["model"]:
         raise InputLineError("no model: give 'model' in the record or as a default")
-    return WorkRequest(id=request_id, line=line, kind=kind, body=body)
+    return WorkRequest(id=request_id, line=line, kind=kind, body=body, reference=reference)
 
 
 def _check_content(kind: RequestKind, value: object) -> None:
@@ -109,6 +137,7 @@ def _check_content(kind: RequestKind, value: object) -> None:
         for position, message in enumerate(value):
             if not isinstance(message, dict) or not isinstance(message.get("role"), str):
                 raise InputLineError(f"'messages'[{position}] must be an object with a 'role'")
+    elif value in (None, ""):
+        raise InputLineError(f"needs '{_CONTENT_OF[kind]}'")
     elif not isinstance(value, str | list):
-        name = "prompt" if kind is RequestKind.COMPLETION else "input"
-        raise InputLineError(f"'{name}' must be a string or a list")
+        raise InputLineError(f"'{_CONTENT_OF[kind]}' must be a string or a list")

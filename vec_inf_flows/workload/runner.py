@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from vec_inf_flows.errors import ServerError
+from vec_inf_flows.scoring import RecordScorer
 from vec_inf_flows.workload.clients import ClientShards
 from vec_inf_flows.workload.concurrency import Window, concurrency_for
 from vec_inf_flows.workload.membership import Membership, follow
@@ -60,6 +61,7 @@ class RunOptions:
     fsync_every: int = 256
     seed: int | None = None  # for the backoff jitter
     deadline_s: float | None = None  # the whole chunk; None: no limit
+    scorer: RecordScorer | None = None  # for records with a reference; None: auto
 
 
 def run_chunk(
@@ -186,6 +188,7 @@ class _Run:
         self.stats = RunStats()
         self.slots = window
         self.rng = random.Random(options.seed)
+        self.scorer = options.scorer or RecordScorer.of(None)
         self.dispatched: set[str] = set()  # ids sent in this run (finished ones are in the store)
         self.tasks: set[asyncio.Task[None]] = set()
         self.failure: BaseException | None = None
@@ -314,6 +317,13 @@ class _Run:
             )
             await asyncio.sleep(wait)
         assert attempt is not None
+        scored = (
+            self.scorer.score(
+                request.kind.value, attempt.response if attempt.ok else None, request.reference
+            )
+            if request.reference is not None
+            else None
+        )
         self._write(
             ResultRecord(
                 id=request.id,
@@ -329,6 +339,8 @@ class _Run:
                 retries=retries,
                 replica=replica_url,
                 error=attempt.error,
+                score=scored.score if scored else None,
+                score_error=scored.error if scored else None,
             )
         )
 

@@ -151,6 +151,8 @@ class OutputDigest(BaseModel):
     errors: list[ErrorGroup] = []  # most frequent first
     latency_s: LatencySummary = LatencySummary()
     ttft_s: LatencySummary = LatencySummary()
+    scored: int = 0  # records with a score (those whose request had a reference)
+    score: float | None = None  # their mean score
 
 
 def digest_output(path: str | Path) -> OutputDigest:
@@ -164,6 +166,7 @@ def digest_output(path: str | Path) -> OutputDigest:
     ttfts: array[float] = array("d")
     reasons: Counter[str] = Counter()
     counts = {"ok": 0, "failed": 0, "invalid": 0}
+    score_sum, scored = 0.0, 0
     with Path(path).open("rb") as handle:
         for line in handle:
             try:
@@ -172,6 +175,8 @@ def digest_output(path: str | Path) -> OutputDigest:
                 continue  # a torn line is the store's business, not the summary's
             if not isinstance(record, dict):
                 continue
+            if isinstance(record.get("score"), int | float):
+                score_sum, scored = score_sum + float(record["score"]), scored + 1
             if record.get("ok"):
                 counts["ok"] += 1
                 if isinstance(record.get("latency_s"), int | float):
@@ -186,6 +191,8 @@ def digest_output(path: str | Path) -> OutputDigest:
         errors=[ErrorGroup(reason=text, count=n) for text, n in reasons.most_common()],
         latency_s=_summarise(latencies),
         ttft_s=_summarise(ttfts),
+        scored=scored,
+        score=round(score_sum / scored, 6) if scored else None,
     )
 
 

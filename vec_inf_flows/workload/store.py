@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
@@ -119,16 +120,61 @@ class ResultStore:
             os.truncate(self.path, good_end)
 
 
-def _parse_record_line(raw: bytes) -> tuple[str, int] | None:
+def _whole_record(raw: bytes) -> dict[str, object] | None:
+    """A complete line holding a JSON object, else None (a torn tail, something foreign)."""
     if not raw.endswith(b"\n"):
         return None
     try:
         value = json.loads(raw)
     except ValueError:
         return None
-    if not isinstance(value, dict):
+    return value if isinstance(value, dict) else None
+
+
+def _parse_record_line(raw: bytes) -> tuple[str, int] | None:
+    value = _whole_record(raw)
+    if value is None:
         return None
     record_id, line = value.get("id"), value.get("line")
     if not isinstance(record_id, str) or not isinstance(line, int):
         return None
     return record_id, line
+
+
+def _sent_and_failed(raw: bytes) -> bool:
+    """A whole record of a request that was sent and finally failed (not an invalid line,
+    which would fail the same way again)."""
+    value = _whole_record(raw)
+    return value is not None and value.get("ok") is False and bool(value.get("attempts"))
+
+
+def forget_failed(path: str | Path) -> int:
+    """Remove the records of requests that were sent and failed, so the next run sends them
+    again; every other record stays, byte for byte. Returns how many were removed.
+
+    Call it before a run starts, never while one writes the file: the file is rewritten aside
+    and renamed over the old one (a crash leaves the old file or the new, never half of one).
+    """
+    source = Path(path)
+    try:
+        with source.open("rb") as handle:
+            failed = sum(_sent_and_failed(raw) for raw in handle)
+    except FileNotFoundError:
+        return 0
+    if not failed:
+        return 0
+    mode = source.stat().st_mode & 0o777 & ~0o022  # never group- or world-writable
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{source.name}.", dir=source.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as out, source.open("rb") as handle:
+            for raw in handle:
+                if raw.endswith(b"\n") and not _sent_and_failed(raw):
+                    out.write(raw)  # a torn last line goes, as the store would cut it
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, source)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return failed

@@ -7,8 +7,11 @@ and every Prefect command runs as the user would run it, in its own process.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
+import pickle
 import shlex
 import signal
 import socket
@@ -21,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from testkit import wait_until
+from testkit import processes_with_env, wait_until
 
 from vec_inf_flows.jobdir import INDEX_DIR
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 DEPLOY_MARKER = "<!-- deploy-commands -->"
 BIN = Path(sys.executable).parent  # the venv's prefect and vec-inf-flows
@@ -37,6 +40,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def write_prompts(path: Path, count: int) -> str:
+    """A request file of ``count`` short completion prompts, ids p0, p1 ..."""
+    lines = (
+        json.dumps({"id": f"p{i}", "prompt": f"Question {i}?", "max_tokens": 4})
+        for i in range(count)
+    )
+    path.write_text("".join(line + "\n" for line in lines))
+    return str(path)
 
 
 def readme_deploy_commands() -> list[str]:
@@ -73,6 +86,19 @@ def stop_process_group(process: subprocess.Popen[bytes], grace: float = 15.0) ->
         os.killpg(process.pid, signal.SIGKILL)
 
 
+def temporary_servers(prefect_home: Path) -> list[int]:
+    """Pids of API servers started for a run whose PREFECT_HOME is ``prefect_home``."""
+    found = []
+    for pid in processes_with_env("PREFECT_HOME", prefect_home):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"prefect_server" in command or b"uvicorn" in command:
+            found.append(pid)
+    return found
+
+
 @dataclass
 class Server:
     """A real ``prefect server start`` on a free port, with its own home and database."""
@@ -88,7 +114,12 @@ class Server:
         home.mkdir(parents=True, exist_ok=True)
         process = subprocess.Popen(
             ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=clean_environment(PREFECT_HOME=str(home)),
+            # The UI's pages call the API at this URL (Prefect's default is port 4200).
+            env=clean_environment(
+                PREFECT_HOME=str(home),
+                PREFECT_UI_API_URL=f"http://127.0.0.1:{port}/api",
+                PREFECT_API_LOG_RETRYABLE_ERRORS="true",  # why a request got 503, in the log
+            ),
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -168,6 +199,12 @@ class Api:
         )
         return found
 
+    def artifact(self, run_id: str, key: str) -> dict[str, Any]:
+        """The run's one artifact under ``key``."""
+        found = [artifact for artifact in self.artifacts(run_id) if artifact["key"] == key]
+        assert len(found) == 1, f"run {run_id}: {len(found)} artifacts {key!r}"
+        return found[0]
+
     def events(self, run_id: str, prefix: str) -> list[dict[str, Any]]:
         body = {
             "filter": {
@@ -203,14 +240,16 @@ class Worker:
     home: Path
     sbatch_calls: Path
     log: Path
+    command: str
+    api_url: str
 
     @classmethod
     def start(cls, command: str, api_url: str, directory: Path) -> Worker:
         shims, home, prefect_home = directory / "bin", directory / "home", directory / "prefect"
         for folder in (shims, home, prefect_home):
-            folder.mkdir(parents=True)
+            folder.mkdir(parents=True, exist_ok=True)
         calls, log = directory / "sbatch-calls", directory / "worker.log"
-        calls.touch()
+        calls.touch(exist_ok=True)
         real = subprocess.run(
             ["bash", "-c", "command -v sbatch"], capture_output=True, text=True, check=True
         ).stdout.strip()
@@ -223,6 +262,8 @@ class Worker:
             PREFECT_API_URL=api_url,
             PREFECT_HOME=str(prefect_home),
             PREFECT_WORKER_QUERY_SECONDS="1",  # pick runs up within a second, not ten
+            # Runs persist what they return, so a test can compare it with what the UI shows.
+            PREFECT_RESULTS_PERSIST_BY_DEFAULT="true",
             VEC_INF_FLOWS_HOME=str(home),
             VEC_INF_LOG_DIR=str(directory / "logs"),
         )
@@ -231,11 +272,17 @@ class Worker:
             shlex.split(command, comments=True),
             cwd=directory,
             env=env,
-            stdout=log.open("wb"),
+            stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        return cls(process, directory, home, calls, log)
+        return cls(process, directory, home, calls, log, command, api_url)
+
+    def restart(self) -> None:
+        """A new worker process in the same directory, with the same job index (after a test
+        killed this one): the session's later tests keep a worker."""
+        stop_process_group(self.process)
+        self.process = Worker.start(self.command, self.api_url, self.directory).process
 
     def sbatch_calls_made(self) -> list[str]:
         """The arguments of every sbatch call (a launch checks with ``--test-only`` first)."""
@@ -265,13 +312,24 @@ class Worker:
         stop_process_group(self.process)
 
 
+def returned_value(run: dict[str, Any]) -> Any:
+    """What the flow run returned, read back from the result Prefect persisted for it (the
+    worker persists results: see ``Worker.start``). Needs the package's result classes only."""
+    stored = run["state"]["data"]
+    assert stored and stored.get("storage_key"), f"run {run['id']} persisted no result: {stored}"
+    assert stored["serializer"]["type"] == "pickle", stored["serializer"]
+    return pickle.loads(base64.b64decode(Path(stored["storage_key"]).read_bytes()))
+
+
 @dataclass
 class Deployed:
-    """The session's deployments (by ``flow/deployment`` name), the API and the worker."""
+    """The session's deployments (by ``flow/deployment`` name), the API, the worker and the
+    environment the deploy commands ran with (its ``PREFECT_API_URL`` is the server's)."""
 
     api: Api
     worker: Worker
     deployments: dict[str, dict[str, Any]]
+    env: dict[str, str]
 
     def deployment_id(self, name: str) -> str:
         return str(self.deployments[name]["id"])
