@@ -97,9 +97,52 @@ def processes_with_env(variable: str, value: str | Path) -> list[int]:
     return found
 
 
-def processes_of_job(job_id: str) -> list[int]:
-    """Pids whose environment says they belong to this job (any backend sets SLURM_JOB_ID)."""
-    return processes_with_env("SLURM_JOB_ID", job_id)
+@dataclass(frozen=True)
+class JobProcess:
+    pid: int
+    session: int  # slurmstepd starts each task in a session of its own
+    node: str | None  # SLURMD_NODENAME (both local "nodes" are this one machine)
+    argv: list[str]
+
+
+def job_processes(job_id: str) -> list[JobProcess]:
+    """Live processes of the job, with their session, node and argv. Processes that rewrote
+    their title over their environment (vLLM's workers do) are not found here: see
+    ``sessions_of_job``."""
+    found = []
+    for pid in processes_with_env("SLURM_JOB_ID", job_id):
+        entry = Path(f"/proc/{pid}")
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        node = next((e[16:].decode() for e in environ if e.startswith(b"SLURMD_NODENAME=")), None)
+        found.append(JobProcess(pid, int(fields[3]), node, argv))
+    return found
+
+
+def processes_of_job(job_id: str, sessions: frozenset[int] = frozenset()) -> list[int]:
+    """Pids of the job: by environment (any backend sets SLURM_JOB_ID), or by one of the job's
+    ``sessions`` seen earlier."""
+    pids = set(processes_with_env("SLURM_JOB_ID", job_id))
+    if sessions:
+        for entry in Path("/proc").iterdir():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if entry.name.isdigit() and fields[0] != "Z" and int(fields[3]) in sessions:
+                pids.add(int(entry.name))
+    pids.discard(os.getpid())
+    return sorted(pids)
+
+
+def sessions_of_job(job_id: str) -> frozenset[int]:
+    """The sessions of the job's running tasks (every step's task leads one), recorded while
+    the job runs, so a process whose title hid its environment is still found afterwards."""
+    return frozenset(process.session for process in job_processes(job_id))
 
 
 def engine_pid(job_id: str) -> int:
@@ -114,11 +157,13 @@ def engine_pid(job_id: str) -> int:
     raise AssertionError(f"no simulator process for job {job_id}")
 
 
-def no_engine_processes_left(job_id: str, within: float = 30.0) -> None:
+def no_engine_processes_left(
+    job_id: str, within: float = 30.0, sessions: frozenset[int] = frozenset()
+) -> None:
     wait_until(
-        lambda: not processes_of_job(job_id),
+        lambda: not processes_of_job(job_id, sessions),
         within,
-        f"the processes of job {job_id} to end (left: {processes_of_job(job_id)})",
+        f"the processes of job {job_id} to end (left: {processes_of_job(job_id, sessions)})",
         interval=0.5,
     )
 

@@ -65,20 +65,15 @@ def write_job_dir(
 ) -> LaunchResponse:
     """Write everything the job reads at start-up, then register it in the job index."""
     from vec_inf_flows.scripts.environment import render_secrets_env
-    from vec_inf_flows.scripts.render import (
-        LAUNCHER_FILENAME,
-        WATCH_FILENAME,
-        launcher_source,
-        watch_source,
-    )
+    from vec_inf_flows.scripts.render import job_side_sources
 
     paths = JobPaths.for_job(spec.log_dir, spec.model_family, spec.model_name, job_id)
     paths.directory.mkdir(parents=True, exist_ok=True, mode=0o755)
     config = launch_record(spec, job_id, job_name, paths, labels)
     config["owner"] = controls.owner.model_dump(mode="json")
     jobdir.atomic_write(paths.script, script)
-    jobdir.atomic_write(paths.directory / LAUNCHER_FILENAME, launcher_source())
-    jobdir.atomic_write(paths.directory / WATCH_FILENAME, watch_source())
+    for filename, source in job_side_sources(spec).items():
+        jobdir.atomic_write(paths.directory / filename, source)
     if spec.secret_env:
         jobdir.atomic_write(paths.secrets, render_secrets_env(spec.secret_env), mode=0o600)
     jobdir.write_json(paths.json, config)

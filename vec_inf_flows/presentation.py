@@ -90,6 +90,10 @@ def launch_rows(response: LaunchResponse) -> Rows:
     rows += [
         ("Time Limit", str(resources.get("time", ""))),
         ("Num Nodes", str(resources.get("num_nodes", ""))),
+    ]
+    if int(resources.get("num_nodes") or 1) > 1:
+        rows.append(("Multi-Node Mode", str(config.get("multi_node_mode", ""))))
+    rows += [
         ("GPUs/Node", str(resources.get("gpus_per_node", ""))),
         ("CPUs/Task", str(resources.get("cpus_per_task", ""))),
         ("Memory/Node", str(resources.get("mem_per_node") or "default")),

@@ -12,6 +12,12 @@ from typing import Literal
 
 Engine = Literal["vllm", "sglang", "sim"]
 ContainerRuntime = Literal["apptainer", "singularity"]
+# How a server spread over several nodes starts them: vLLM's own multi-node executor
+# (--nnodes/--node-rank/--headless; the default) or a Ray cluster (vec-inf's way).
+MultiNodeMode = Literal["native", "ray"]
+# The vLLM executor (--distributed-executor-backend) each mode runs.
+EXECUTOR_FLAG = "--distributed-executor-backend"
+MULTI_NODE_EXECUTORS: dict[MultiNodeMode, str] = {"native": "mp", "ray": "ray"}
 # An engine flag's value: a bare flag (True), a negated flag (False -> --no-flag), a scalar,
 # or JSON (dict / list) such as --compilation-config {"mode": 0}.
 ArgValue = str | int | float | bool | dict[str, object] | list[object]
@@ -65,6 +71,7 @@ class LaunchSpec:
     secret_env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     # Interpreter that runs the job-side launcher (and the simulator for engine "sim").
     python: str = "python3"
+    multi_node_mode: MultiNodeMode = "native"  # only read when resources.num_nodes > 1
 
     @property
     def job_name_prefix(self) -> str:

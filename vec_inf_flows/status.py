@@ -9,6 +9,9 @@ Pure, so every rule is a row in a test table. The rules, and why:
   once, while Slurm still says RUNNING (the launcher may still be tearing down). So is a server
   that was READY and has not answered /health for the grace period (the job-side watch
   records it): ``wait`` returns at once instead of blocking to its timeout.
+* The job side's own verdict (a ``vec-inf:`` line, e.g. "a node of this multi-node server
+  died") is ``FAILED`` even while /health still answers 200: the head may answer for seconds
+  after another node died, and the job is already stopping it.
 * A ready line with /health not answering 200 stays ``LAUNCHING`` (``detail`` says what /health
   said): the probe may race the server; a real death shows up as a fatal line or an engine exit.
 * ``SHUTDOWN`` only once no part of the job runs any more. A job being stopped (a shutdown whose
@@ -122,6 +125,8 @@ def _running(
     if engine_exit is not None:
         reason = fatal or f"engine exited with code {engine_exit}"
         return {"server_status": ServerStatus.FAILED, "failed_reason": reason}
+    if verdict is not None and verdict.job_failure:
+        return {"server_status": ServerStatus.FAILED, "failed_reason": fatal or verdict.job_failure}
     if health is not None and health.ok and server_address:
         return {"server_status": ServerStatus.READY, "base_url": server_address}
     if unresponsive:

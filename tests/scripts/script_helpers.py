@@ -47,7 +47,7 @@ while [[ $# -gt 0 && "$1" == --* ]]; do
     case "$1" in
         --output=*) out="${1#--output=}" ;;
         --error=*) err="${1#--error=}" ;;
-        --nodelist=*) export STUB_NODE="${1#--nodelist=}" ;;
+        --nodelist=*) export STUB_NODE="${1#--nodelist=}" SLURMD_NODENAME="${1#--nodelist=}" ;;
     esac
     shift
 done

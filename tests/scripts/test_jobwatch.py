@@ -223,7 +223,9 @@ def test_the_lease_rule_on_the_jobs_own_clock(tmp_path: Path) -> None:
 
 def test_the_client_and_the_job_side_name_the_protocol_files_alike() -> None:
     from vec_inf_flows.lifecycle import evidence
-    from vec_inf_flows.scripts import jobwatch
+    from vec_inf_flows.scripts import jobwatch, nodes
 
     for name in ("WATCH_FILE", "LEASE_FILE", "STOPPED_FILE", "UNRESPONSIVE_FILE"):
         assert getattr(evidence, name) == getattr(jobwatch, name), name
+    # The multi-node supervisor reads the stop record too (a stop on purpose is no node failure).
+    assert nodes.STOPPED_FILE == jobwatch.STOPPED_FILE

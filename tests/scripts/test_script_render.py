@@ -113,15 +113,30 @@ def test_gres_forms_and_cpu_only_models() -> None:
     assert "partition" not in cpu_only  # unset values leave no line (and no "None")
 
 
-def test_multi_node_requests_one_task_per_node_and_ray() -> None:
+def test_multi_node_requests_one_task_per_node_and_runs_the_supervisor() -> None:
     script = render_job_script(VARIANTS["multi-node"], JOB_NAME)
     keys = [key for key, _ in directives(script)]
     assert keys.index("nodes") + 1 == keys.index("ntasks-per-node")
     assert ("ntasks-per-node", "1") in directives(script)
-    assert "--distributed-executor-backend ray" in script
-    assert "ray start --head" in script and "sleep 10" not in script
+    exec_line = next(line for line in script.splitlines() if line.startswith("exec "))
+    assert '"$JOB_DIR/nodes.py" head --mode native --head-node "$HEAD_NODE"' in exec_line
+    assert '"$JOB_DIR/launcher.py" --job-dir "$JOB_DIR" --stem "$STEM"' in script
+    assert "--distributed-executor-backend mp" in script and "ray" not in script
+    ray = render_job_script(replace(VARIANTS["multi-node"], multi_node_mode="ray"), JOB_NAME)
+    assert "head --mode ray" in ray and "--distributed-executor-backend ray" in ray
     single = render_job_script(VARIANTS["single"], JOB_NAME)
-    assert "ntasks-per-node" not in single and "ray" not in single
+    assert "ntasks-per-node" not in single and "nodes.py" not in single
+    assert "--distributed-executor-backend" not in single
+
+
+def test_container_multi_node_tells_the_supervisor_the_prefix_length() -> None:
+    spec = replace(VARIANTS["container"], resources=SlurmResources(time="01:00:00", num_nodes=2))
+    script = render_job_script(spec, JOB_NAME)
+    prefix = (
+        "apptainer exec --containall --bind /weights/smollm2 --bind /data:/data /images/vllm.sif"
+    )
+    assert f"    {prefix} \\\n    vllm serve" in script
+    assert f"--container-words {len(prefix.split())} \\\n" in script
 
 
 def test_server_is_started_with_exec_through_the_launcher() -> None:

@@ -228,6 +228,27 @@ def test_teardown_after_shutdown_is_noise() -> None:
     assert verdict.fatal_line is None and verdict.shutdown_seen
 
 
+def test_the_job_sides_own_verdict_is_kept_apart_and_names_the_cause() -> None:
+    # A multi-node supervisor's line: it beats the consequence the engine prints afterwards.
+    node_died = "node node2 (rank 1): ray was killed by SIGKILL; stopping the server on every node"
+    lines = [
+        READY_LINE,
+        "[vec-inf-nodes] ray on node2 (rank 1): ray was killed by SIGKILL",
+        f"vec-inf: {node_died}",
+        "RuntimeError: Executor failed.",
+        "INFO:     Shutting down",
+    ]
+    verdict = scan_lines(lines)
+    assert verdict.ready and verdict.job_failure == node_died
+    assert verdict.fatal_line == node_died
+
+
+def test_a_job_side_line_after_a_cancel_is_teardown_noise() -> None:
+    cancel = "slurmstepd-node1: error: *** JOB 7 ON node1 CANCELLED AT 2026-11-28T18:00:00 ***"
+    verdict = scan_lines([READY_LINE, cancel, "vec-inf: node node2 (rank 1): its step ended"])
+    assert verdict.job_failure is None and verdict.fatal_line is None and verdict.cancelled
+
+
 def test_pydantic_value_error_line_is_promoted_and_trimmed() -> None:
     lines = [
         "pydantic_core._pydantic_core.ValidationError: 1 validation error for ModelConfig",

@@ -25,6 +25,8 @@ FATAL_LOG = LogVerdict(fatal_line=KV_ERROR)
 DIED_AFTER_READY = LogVerdict(ready=True, fatal_line="EngineDeadError: EngineCore died")
 TIME_LIMIT_LOG = LogVerdict(ready=True, time_limit_hit=True, shutdown_seen=True)
 CANCEL_LOG = LogVerdict(ready=True, cancelled=True, shutdown_seen=True)
+NODE_DIED = "node node2 (rank 1): vllm was killed by SIGKILL; stopping the server on every node"
+NODE_DIED_LOG = LogVerdict(ready=True, fatal_line=NODE_DIED, job_failure=NODE_DIED)
 LAPSE = "owner stopped renewing at 2025-05-01 12:00:00 UTC (lease of 300 s lapsed)"
 LAPSED = JobEvidence(stopped=StopRecord("lease", LAPSE))
 IDLE = JobEvidence(stopped=StopRecord("idle", "idle for 30 min (no requests)"))
@@ -157,6 +159,21 @@ CASES = [
         status=ServerStatus.FAILED,
         reason=KV_ERROR,
     ),
+    Case(
+        "a node of a multi-node server died: the head's 200 does not hide it",
+        RUNNING,
+        NODE_DIED_LOG,
+        OK,
+        status=ServerStatus.FAILED,
+        reason=NODE_DIED,
+    ),
+    Case(
+        "a node died, then the job ended",
+        record(JobPhase.FAILED, "FAILED", exit_code="1:0"),
+        NODE_DIED_LOG,
+        status=ServerStatus.FAILED,
+        reason=NODE_DIED,
+    ),
     # Being stopped: SHUTDOWN only once no part of the job runs.
     Case(
         "cancelled on request, Slurm still runs it",
@@ -196,6 +213,15 @@ CASES = [
         "lease lapsed, job ended cleanly",
         record(JobPhase.COMPLETED),
         READY_LOG,
+        engine_exit=-15,
+        evidence=LAPSED,
+        status=ServerStatus.SHUTDOWN,
+        reason=LAPSE,
+    ),
+    Case(
+        "lease lapsed on a multi-node server: a node line while it stops is no failure",
+        record(JobPhase.FAILED, "FAILED", exit_code="1:0"),
+        NODE_DIED_LOG,
         engine_exit=-15,
         evidence=LAPSED,
         status=ServerStatus.SHUTDOWN,

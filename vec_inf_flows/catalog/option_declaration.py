@@ -61,6 +61,15 @@ class LaunchOptionFields:
         ),
     ] = None
     num_nodes: Annotated[int | None, Option("Nodes per server.", ("--num-nodes",))] = None
+    multi_node_mode: Annotated[
+        str | None,
+        Option(
+            "How a server on several nodes starts them: vLLM's own multi-node executor (native, "
+            "the default) or a Ray cluster (ray).",
+            ("--multi-node-mode",),
+            ("native", "ray"),
+        ),
+    ] = None
     gpus_per_node: Annotated[int | None, Option("GPUs on each node.", ("--gpus-per-node",))] = None
     cpus_per_task: Annotated[int | None, Option("CPUs for the server.", ("--cpus-per-task",))] = (
         None

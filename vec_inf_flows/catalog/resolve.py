@@ -20,6 +20,7 @@ from vec_inf_flows.catalog.checks import check_gpu_count, check_site_rules, chec
 from vec_inf_flows.catalog.engine_args import split_top_level
 from vec_inf_flows.catalog.loader import Catalog, load_catalog
 from vec_inf_flows.catalog.merge import MergedEntry
+from vec_inf_flows.catalog.multinode import select_multi_node_mode
 from vec_inf_flows.catalog.options import LaunchOptions, parse_env_option
 from vec_inf_flows.catalog.schema import ENGINES, ModelConfig, require_model_name
 from vec_inf_flows.catalog.site import SiteRules
@@ -91,7 +92,7 @@ def resolve_batch(
         if spec.resources.num_nodes != 1:
             raise ConfigError(
                 f"Batch launch supports single-node models only; '{spec.model_name}' needs"
-                f" {spec.resources.num_nodes} nodes."
+                f" {spec.resources.num_nodes} nodes (launch it on its own with `launch`)."
             )
     log_dirs = sorted({spec.log_dir for spec in specs})
     if len(log_dirs) > 1:
@@ -143,6 +144,7 @@ def build_spec(
     check_gpu_count(config)
     check_parallel_layout(config, args)
     check_site_rules(config, rules or SiteRules())
+    multi_node_mode = select_multi_node_mode(config, args)
     model_path = _model_path(config)
     check_weights(config, model_path, strict=bool(options.strict))
     env, secret_env = split_secrets(config.env)
@@ -180,6 +182,7 @@ def build_spec(
         env=tuple(env),
         secret_env=tuple(secret_env),
         python=config.python or (sys.executable if engine == "sim" else "python3"),
+        multi_node_mode=multi_node_mode,
     )
 
 

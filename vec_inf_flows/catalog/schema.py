@@ -15,7 +15,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from vec_inf_flows.catalog.engine_args import parse_engine_args
 from vec_inf_flows.errors import ConfigError, quote
-from vec_inf_flows.spec import Engine
+from vec_inf_flows.spec import Engine, MultiNodeMode
 
 ENGINES: tuple[Engine, ...] = ("vllm", "sglang", "sim")
 MODEL_TYPES = ("LLM", "VLM", "Text_Embedding", "Reward_Modeling", "OCR", "Audio")
@@ -175,6 +175,8 @@ class ModelConfig(BaseModel):
     python: OptionalText = None
     data_type: Annotated[_Token | None, BeforeValidator(_blank_to_none)] = None
     engine: Engine = "vllm"
+    # Several nodes: vLLM's own multi-node executor or a Ray cluster (None: native).
+    multi_node_mode: Annotated[MultiNodeMode | None, BeforeValidator(_blank_to_none)] = None
     env: EnvMapping = Field(default_factory=dict)
     vllm_args: Annotated[dict[str, Any], _engine_args_for("vllm")] = Field(default_factory=dict)
     sglang_args: Annotated[dict[str, Any], _engine_args_for("sglang")] = Field(default_factory=dict)

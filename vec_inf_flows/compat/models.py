@@ -109,6 +109,7 @@ class LaunchOptions:
     env: str | None = None
     config: str | None = None
     # vec-inf-flows' own options.
+    multi_node_mode: str | None = None  # native (default) or ray, for num_nodes > 1
     model_type: str | None = None
     container_image: str | None = None
     python: str | None = None

@@ -4,6 +4,7 @@ from vec_inf_flows.scripts.environment import SECRETS_FILENAME, render_secrets_e
 from vec_inf_flows.scripts.render import (
     LAUNCHER_FILENAME,
     batch_job_paths,
+    job_side_sources,
     launcher_source,
     render_batch_script,
     render_job_script,
@@ -13,6 +14,7 @@ __all__ = [
     "LAUNCHER_FILENAME",
     "SECRETS_FILENAME",
     "batch_job_paths",
+    "job_side_sources",
     "launcher_source",
     "render_batch_script",
     "render_job_script",

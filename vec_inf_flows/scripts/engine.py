@@ -10,12 +10,11 @@ from vec_inf_flows.catalog.engine_args import to_argv
 from vec_inf_flows.errors import ConfigError
 from vec_inf_flows.scripts.launcher import PORT_TOKEN
 from vec_inf_flows.scripts.quoting import env_name, shell_word
-from vec_inf_flows.spec import LaunchSpec
+from vec_inf_flows.spec import EXECUTOR_FLAG, MULTI_NODE_EXECUTORS, LaunchSpec
 
 API_KEY_VARIABLE = "VEC_INF_API_KEY"
 # vLLM (and the simulator) read their API key from this variable: no key in argv or script text.
 VLLM_KEY_VARIABLE = "VLLM_API_KEY"
-_RAY_BACKEND = ("--distributed-executor-backend", "ray")
 
 
 def _base_command(spec: LaunchSpec) -> list[str]:
@@ -26,7 +25,7 @@ def _base_command(spec: LaunchSpec) -> list[str]:
     return [spec.python, "-m", "vec_inf_flows.sim", "serve", spec.model_path]
 
 
-def engine_lines(spec: LaunchSpec, *, ray: bool = False) -> list[str]:
+def engine_lines(spec: LaunchSpec, *, multi_node: bool = False) -> list[str]:
     """The engine command as lines of bash words: the base command, then one flag per line.
 
     Literals are quoted; the API key is a variable reference, never its value.
@@ -34,8 +33,8 @@ def engine_lines(spec: LaunchSpec, *, ray: bool = False) -> list[str]:
     base = _base_command(spec)
     base += ["--served-model-name", spec.model_name, "--host", "0.0.0.0", "--port", PORT_TOKEN]
     user_args = to_argv(spec.engine_args)
-    if ray and _RAY_BACKEND[0] not in user_args:
-        user_args += list(_RAY_BACKEND)
+    if multi_node and EXECUTOR_FLAG not in user_args:
+        user_args += [EXECUTOR_FLAG, MULTI_NODE_EXECUTORS[spec.multi_node_mode]]
     groups: list[list[str]] = [[shell_word(item) for item in base]]
     for item in user_args:
         if item.startswith("--") or len(groups) == 1:

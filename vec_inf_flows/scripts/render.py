@@ -1,9 +1,10 @@
 """LaunchSpec -> job script text (pure: no I/O, no clock, no randomness).
 
 Single jobs ``exec`` the job-side launcher, which runs the engine as its child: cancelling the
-job signals the launcher, the launcher signals the engine, nothing is orphaned. Batches are one
-heterogeneous job whose components each run a launcher under ``srun --het-group``, so servers
-start only when every component is allocated.
+job signals the launcher, the launcher signals the engine, nothing is orphaned. A multi-node job
+``exec``s the job-side supervisor (``nodes.py``) instead, which starts the other nodes and runs
+that same launcher command. Batches are one heterogeneous job whose components each run a
+launcher under ``srun --het-group``, so servers start only when every component is allocated.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from vec_inf_flows.scripts.directives import (
 from vec_inf_flows.scripts.engine import container_words, engine_lines
 from vec_inf_flows.scripts.environment import environment_lines
 from vec_inf_flows.scripts.launcher import WATCH_MODULE
+from vec_inf_flows.scripts.multinode import supervisor_sources, supervisor_words
 from vec_inf_flows.scripts.quoting import refuse_control_chars, shell_word, slurm_filename_literal
-from vec_inf_flows.scripts.ray import ray_block
 from vec_inf_flows.spec import LaunchSpec
 
 LAUNCHER_FILENAME = "launcher.py"  # the client copies launcher_source() here in each job dir
@@ -44,6 +45,15 @@ def launcher_source() -> str:
 def watch_source() -> str:
     """The job-side watch's text (lease, idleness, hung /health), copied next to the launcher."""
     return (Path(__file__).with_name(WATCH_FILENAME)).read_text()
+
+
+def job_side_sources(spec: LaunchSpec) -> dict[str, str]:
+    """Files the client copies into the job directory: the launcher and its watch, plus for a
+    server on several nodes the supervisor that starts them."""
+    files = {LAUNCHER_FILENAME: launcher_source(), WATCH_FILENAME: watch_source()}
+    if spec.resources.num_nodes > 1:
+        files.update(supervisor_sources())
+    return files
 
 
 def batch_job_paths(log_dir: str | Path, batch_dir_name: str, job_id: str) -> JobPaths:
@@ -70,10 +80,10 @@ def _launcher_words(spec: LaunchSpec, host_word: str | None) -> list[str]:
     return [" ".join(words), "--"]
 
 
-def _command_lines(spec: LaunchSpec, *, ray: bool) -> list[str]:
+def _command_lines(spec: LaunchSpec, *, multi_node: bool) -> list[str]:
     container = container_words(spec)
     groups = [" ".join(container)] if container else []
-    return groups + engine_lines(spec, ray=ray)
+    return groups + engine_lines(spec, multi_node=multi_node)
 
 
 def _check_spec(spec: LaunchSpec) -> None:
@@ -98,7 +108,7 @@ def _job_dir_prefix(spec: LaunchSpec) -> str:
 
 
 def render_job_script(spec: LaunchSpec, job_name: str) -> str:
-    """One server as one job (one node, or a Ray cluster over several nodes for vLLM)."""
+    """One server as one job (one node, or several nodes for vLLM: see ``nodes.py``)."""
     _check_spec(spec)
     multi_node = spec.resources.num_nodes > 1
     lines = [_SHEBANG]
@@ -110,9 +120,9 @@ def render_job_script(spec: LaunchSpec, job_name: str) -> str:
     lines.append(f"STEM={_concat(spec.model_name + '.', None)}")
     lines += environment_lines(spec)
     lines.append('HEAD_NODE="${SLURMD_NODENAME:-$(hostname -s)}"')
+    words = _launcher_words(spec, '"$HEAD_NODE"') + _command_lines(spec, multi_node=multi_node)
     if multi_node:
-        lines += ray_block(spec, shell_word(spec.python), container_words(spec))
-    words = _launcher_words(spec, '"$HEAD_NODE"') + _command_lines(spec, ray=multi_node)
+        words = supervisor_words(spec, len(container_words(spec))) + words
     lines.append("exec " + _continued(words))
     return "\n".join(lines) + "\n"
 
@@ -127,7 +137,7 @@ def _component_lines(spec: LaunchSpec, index: int) -> list[str]:
     ]
     # No --host-name: the launcher reads SLURMD_NODENAME inside its own step, on its own node.
     words = [f"srun --het-group={index} {' '.join(outputs)}"]
-    words += _launcher_words(spec, None) + _command_lines(spec, ray=False)
+    words += _launcher_words(spec, None) + _command_lines(spec, multi_node=False)
     body = [
         f"JOB_DIR={_concat(_job_dir_prefix(spec), None, suffix)}",
         f"STEM={_concat(spec.model_name + '.', None, suffix)}",
@@ -146,7 +156,7 @@ def render_batch_script(specs: list[LaunchSpec], job_name: str, batch_dir_name: 
         if spec.resources.num_nodes > 1:
             raise ConfigError(
                 f"Batch launch supports single-node models only; {spec.model_name} asks for "
-                f"{spec.resources.num_nodes} nodes."
+                f"{spec.resources.num_nodes} nodes (launch it on its own with `launch`)."
             )
     refuse_control_chars("batch directory name", batch_dir_name)
     leader = specs[0]

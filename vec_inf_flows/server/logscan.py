@@ -15,7 +15,10 @@ Rules, in order of reading each file top to bottom:
   them (a caught error, or a retried start), so they are history;
 * fatal lines after the ready line still count (the engine died at runtime: ``EngineDeadError``);
 * once a shutdown has begun (vLLM's ``[shutdown]`` lines, uvicorn's ``Shutting down``, Slurm's
-  ``CANCELLED AT``), later fatal lines are teardown noise and are ignored.
+  ``CANCELLED AT``), later fatal lines are teardown noise and are ignored;
+* a ``vec-inf: ...`` line is our own job side giving up (a node of a multi-node server died, the
+  API key file is missing): a root cause, and ``job_failure`` besides, which status trusts over
+  a /health 200 (the head of a multi-node server may answer for seconds after a node died).
 
 ``.out`` and ``.err`` are scanned separately (their relative order is unknown) and merged.
 Only the head and the tail of a large log are read, so a poll costs the same after a week.
@@ -43,6 +46,7 @@ class Kind(Enum):
     TIME_LIMIT = "time_limit"  # Slurm killed the job at its time limit (not an engine failure)
     CANCELLED = "cancelled"  # Slurm cancelled the job (scancel, preemption)
     SHUTDOWN = "shutdown"  # an orderly shutdown began: later fatal lines are teardown noise
+    JOB_FAILED = "job_failed"  # our job-side script or supervisor gave up (``vec-inf: ...``)
 
 
 # Fatal priorities: the most informative line wins.
@@ -79,6 +83,7 @@ PATTERNS: tuple[LinePattern, ...] = (
         "the node's out-of-memory killer ended a process of the job",
     ),
     _p(Kind.READY, r"^INFO:     Application startup complete\.$"),
+    _p(Kind.JOB_FAILED, r"^vec-inf: ", ROOT_CAUSE, "the job script or multi-node supervisor"),
     # Harmless: noisy lines that contain alarming words.
     _p(Kind.HARMLESS, r"\bNCCL (?:INFO|WARN)\b", note="NCCL_DEBUG=INFO chatter (anchor #308)"),
     _p(Kind.HARMLESS, r"<warn>", note="libfabric warnings (anchor #308)"),
@@ -163,6 +168,7 @@ class LogVerdict:
     time_limit_hit: bool = False
     cancelled: bool = False
     shutdown_seen: bool = False  # an orderly shutdown began (teardown lines follow)
+    job_failure: str | None = None  # the job side's own verdict (first ``vec-inf:`` line)
 
 
 def strip_prefix(line: str) -> str:
@@ -192,6 +198,7 @@ class _FileScan:
         self.cancelled = False
         self.shutdown_seen = False
         self.fatal: tuple[int, str] | None = None  # (priority, reason)
+        self.job_failure: str | None = None
         self._in_traceback = False
         self._after_validation_error = False
 
@@ -236,6 +243,10 @@ class _FileScan:
         elif match.kind is Kind.FATAL:
             self._record_fatal(match.priority, line)
             self._after_validation_error = "ValidationError" in line
+        elif match.kind is Kind.JOB_FAILED and not self.shutdown_seen:
+            reason = line.removeprefix("vec-inf: ")
+            self._record_fatal(match.priority, reason)
+            self.job_failure = self.job_failure or _clean_reason(reason)
 
 
 def scan_lines(lines: Iterable[str]) -> LogVerdict:
@@ -261,6 +272,7 @@ def merge(scans: Sequence[_FileScan]) -> LogVerdict:
         time_limit_hit=any(s.time_limit_hit for s in scans),
         cancelled=any(s.cancelled for s in scans),
         shutdown_seen=any(s.shutdown_seen for s in scans),
+        job_failure=next((s.job_failure for s in scans if s.job_failure), None),
     )
 
 

@@ -1,0 +1,138 @@
+"""Process plumbing of the multi-node supervisor: spawn, reap, and end a whole process tree.
+
+Job-side (copied next to ``nodes.py``; standard library only, Python 3.8+). The supervisor
+makes itself a child subreaper, so a process whose parent died is re-parented to it instead of
+init, and teardown finds it by walking the tree: Slurm's ``proctrack/linuxproc`` loses such
+orphans (a vLLM worker outlived its killed ``vllm serve --headless`` parent in trials).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+import time
+
+GRACE_SECONDS = 3.0  # SIGTERM -> SIGKILL for what is left: below Slurm's KillWait (5 s here)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def log(message: str) -> None:
+    sys.stderr.write("[vec-inf-nodes] " + message + "\n")
+    sys.stderr.flush()
+
+
+def fatal(message: str) -> None:
+    """A ``vec-inf:`` line: the status classifier takes it as the server's failure reason."""
+    sys.stderr.write("vec-inf: " + message + "\n")
+    sys.stderr.flush()
+
+
+def become_subreaper() -> None:
+    with contextlib.suppress(Exception):  # Linux only; elsewhere orphans go to init as usual
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+
+
+def exit_code(status: int) -> int:
+    """Like Popen.returncode: -N when killed by signal N."""
+    if os.WIFSIGNALED(status):
+        return -os.WTERMSIG(status)
+    return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1
+
+
+def describe(code: int) -> str:
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"was killed by {signal.Signals(-code).name}"
+        return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    found: list[int] = []
+    queue = list(children.get(root, []))
+    while queue:
+        pid = queue.pop()
+        found.append(pid)
+        queue.extend(children.get(pid, []))
+    return found
+
+
+def signal_all(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signum)
+
+
+class Family:
+    """This process's children: spawned by name, reaped here (orphans included)."""
+
+    def __init__(self) -> None:
+        self.alive: dict[int, str] = {}
+        self.ended: dict[str, int] = {}
+        self.stop_signal: int | None = None
+
+    def install(self) -> None:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        if signum in STOP_SIGNALS and self.stop_signal is None:
+            self.stop_signal = signum
+        signal_all(list(self.alive), signum)
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+        pid = os.posix_spawnp(argv[0], argv, env if env is not None else dict(os.environ))
+        self.alive[pid] = name
+        return pid
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            name = self.alive.pop(pid, None)
+            if name is not None:
+                self.ended[name] = exit_code(status)
+
+    def teardown(self, grace: float = GRACE_SECONDS) -> None:
+        """SIGTERM every descendant, wait up to the grace, then SIGKILL what is left."""
+        if grace > 0:
+            signal_all(descendants(os.getpid()), signal.SIGTERM)
+            if self._wait_for_none(grace):
+                return
+        signal_all(descendants(os.getpid()), signal.SIGKILL)
+        self._wait_for_none(GRACE_SECONDS)  # bounded: a process stuck in the kernel may linger
+
+    def _wait_for_none(self, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while True:
+            self.reap()
+            if not descendants(os.getpid()):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+
+
+def exit_like(code: int) -> None:
+    if code < 0:
+        with contextlib.suppress(OSError, ValueError):
+            signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    sys.exit(code if code >= 0 else 128 - code)
