@@ -11,7 +11,10 @@ Each round runs, in turn:
   its own with the same settings); its lm-eval part is the duration of its ``run-lm-eval`` task
   run as Prefect recorded it. The whole run's wall time is printed too (launch, wait, shutdown).
 
-The ratios are the medians' against ``by hand``; the scores must agree.
+CPU time (this process and its finished children: lm-eval) is printed too; for ``evaluate`` it
+covers the whole flow run (launch, waiting, shutdown), not only its lm-eval part. The order of
+the three rotates from round to round; the ratios are the medians' against
+``by hand``; the primary scores must agree.
 
     .venv/bin/python bench/lm_eval_flow.py                 # simulator jobs on the local cluster
     .venv/bin/python bench/lm_eval_flow.py --engine vllm   # the real SmolLM2 on the CPU vLLM
@@ -32,7 +35,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from lm_eval_overhead import MODEL, TASKS, Scores, Target, by_hand
+from lm_eval_overhead import MODEL, TASKS, Scores, Target, by_hand, cpu_seconds
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
@@ -75,13 +78,14 @@ def launch_options(engine: str, log_dir: Path) -> dict[str, Any]:
 @contextlib.contextmanager
 def ready_server(options: dict[str, Any]) -> Iterator[ServerHandle]:
     client = VecInfClient()
-    handle = client.launch(MODEL, options)
+    launched = client.launch(MODEL, options)
     try:
+        handle = client.attach(launched.job_id)  # the handle evaluate's tasks get
         ready = client.wait_until_ready(handle, timeout=900, poll_interval=1)
         print(f"job {ready.job_id} READY at {ready.base_url}")
         yield ready
     finally:
-        client.shutdown(handle.job_id)
+        client.shutdown(launched.job_id)
 
 
 def primary(rows: list[EvaluationRow]) -> Scores:
@@ -137,11 +141,12 @@ def run_evaluate(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", choices=["sim", "vllm"], default="sim")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
     spec = LmEvalSpec(tasks=TASKS, apply_chat_template=True)
     times: dict[str, list[float]] = {"by hand": [], "flow step": [], "evaluate": []}
     scores: dict[str, list[Scores]] = {name: [] for name in times}
+    cpu: dict[str, list[float]] = {name: [] for name in times}
     whole: list[float] = []
     with tempfile.TemporaryDirectory() as scratch, api_for_run(Console()):
         options = launch_options(args.engine, Path(scratch) / "logs")
@@ -155,19 +160,28 @@ def main() -> None:
                 "flow step": lambda f: run_step(server, spec, f),
                 "evaluate": lambda f: run_evaluate(options, spec, f, whole),
             }
+            names = list(variants)
             for round_no in range(1, args.rounds + 1):
-                for name, variant in variants.items():
+                shift = (round_no - 1) % len(names)  # each variant goes first in turn
+                for name in names[shift:] + names[:shift]:
+                    variant = variants[name]
                     folder = Path(scratch) / f"{round_no}-{name.replace(' ', '-')}"
+                    cpu_before = cpu_seconds()
                     seconds, found = variant(folder)
+                    cpu[name].append(cpu_seconds() - cpu_before)
                     times[name].append(seconds)
                     scores[name].append(found)
                     print(f"round {round_no} {name:>9}: {seconds:6.2f} s  {found}")
     hand = statistics.median(times["by hand"])
     print(f"\nload average now: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"{'variant':<10} {'median s':>9} {'min s':>7} {'x hand':>7}")
+    hand_cpu = statistics.median(cpu["by hand"])
+    print(f"{'variant':<10} {'median s':>9} {'min s':>7} {'x hand':>7} {'CPU s':>7} {'x hand':>7}")
     for name, values in times.items():
-        median = statistics.median(values)
-        print(f"{name:<10} {median:9.2f} {min(values):7.2f} {median / hand:7.2f}")
+        median, median_cpu = statistics.median(values), statistics.median(cpu[name])
+        print(
+            f"{name:<10} {median:9.2f} {min(values):7.2f} {median / hand:7.2f} "
+            f"{median_cpu:7.2f} {median_cpu / hand_cpu:7.2f}"
+        )
     print(f"evaluate, whole flow run (launch, wait, lm-eval, shutdown): median "
           f"{statistics.median(whole):.2f} s")  # fmt: skip
     reference = scores["by hand"][0]
