@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lm_eval_kit import build_tokenizer, write_answers
+from lm_eval_kit import build_tokenizer, missing_data_task, write_answers
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect_helpers import FAST, MODEL, ClusterJobs, wait_until
@@ -29,16 +29,6 @@ pytestmark = pytest.mark.prefect
 
 CLI = Path(sys.executable).with_name("vec-inf-flows")
 GEN, MC, BROKEN = "vec_inf_qa_gen", "vec_inf_qa_mc", "my_broken_task"
-BROKEN_YAML = (
-    f"task: {BROKEN}\n"
-    "dataset_path: json\n"
-    "dataset_kwargs:\n  data_files:\n    test: /nonexistent/questions.jsonl\n"
-    "test_split: test\n"
-    "output_type: generate_until\n"
-    "doc_to_text: '{{question}}'\n"
-    "doc_to_target: '{{answer}}'\n"
-    "metric_list:\n  - metric: exact_match\n"
-)
 
 
 def sim_args(answers: Path, weights: Path) -> str:
@@ -71,7 +61,7 @@ def test_evaluate_scores_lm_eval_tasks_exactly_and_compares_runs(
     assert (gen_1, mc_1, gen_2, mc_2) == (19 / 24, 17 / 24, 19 / 24, 12 / 24)
     my_tasks = tmp_path / "my_tasks"
     my_tasks.mkdir()
-    (my_tasks / "broken.yaml").write_text(BROKEN_YAML)
+    (my_tasks / "broken.yaml").write_text(missing_data_task(BROKEN, "/nonexistent/questions.jsonl"))
     root, name = tmp_path / "evaluations", f"lm-eval-{uuid.uuid4().hex[:8]}"
 
     first = evaluate(

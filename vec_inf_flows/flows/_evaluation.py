@@ -214,30 +214,29 @@ class RunRecord:
     started_at: datetime
 
 
-def history_row(row: EvaluationRow) -> HistoryRow:
-    if row.lm_eval is not None:  # the documents lm-eval scored count as the pair's requests
+def _counts(row: EvaluationRow) -> tuple[int, int, int, int]:
+    """scored, ok, failed, total: a dataset's requests, or the documents lm-eval scored."""
+    if row.lm_eval is not None:
         scored = (row.lm_eval.n_samples or 0) if row.score is not None else 0
-        return HistoryRow(
-            model=row.model,
-            dataset=row.dataset,
-            status=row.status,
-            scorer=row.scorer,
-            score=row.score,
-            scored=scored,
-            ok=scored,
-            total=scored,
-        )
+        return scored, scored, 0, scored
     work = row.workload
+    if work is None:
+        return 0, 0, 0, 0
+    return work.scored, work.ok, work.failed + work.invalid, work.attempted
+
+
+def history_row(row: EvaluationRow) -> HistoryRow:
+    scored, ok, failed, total = _counts(row)
     return HistoryRow(
         model=row.model,
         dataset=row.dataset,
         status=row.status,
         scorer=row.scorer,
         score=row.score,
-        scored=work.scored if work else 0,
-        ok=work.ok if work else 0,
-        failed=(work.failed + work.invalid) if work else 0,
-        total=work.attempted if work else 0,
+        scored=scored,
+        ok=ok,
+        failed=failed,
+        total=total,
     )
 
 
