@@ -154,3 +154,36 @@ def test_lm_eval_with_replicas_and_no_router_is_refused_before_any_job(
     with pytest.raises(ConfigError, match=r"unknown task\(s\) no_such_task: neither bundled"):
         evaluate([MODEL], lm_eval=LmEvalSpec(tasks=["no_such_task"]), **FAST)
     assert jobs.ids() == []
+
+
+def test_lm_eval_reaches_a_replica_group_through_its_router(
+    jobs: ClusterJobs, tmp_path: Path
+) -> None:
+    weights = build_tokenizer(tmp_path / "weights" / MODEL)
+    answers = tmp_path / "answers.jsonl"
+    gen_score, mc_score = write_answers(answers, {3, 4}, {0, 7, 8})
+    state = evaluate(
+        [MODEL],
+        lm_eval=LmEvalSpec(tasks=[GEN, MC]),
+        replicas=2,
+        router="job",
+        output_dir=str(tmp_path / "evaluations"),
+        launch_options=jobs.options(
+            model_weights_parent_dir=str(weights.parent),
+            vllm_args=sim_args(answers, weights),
+            cpus_per_task=1,
+            mem_per_node="1G",
+        ),
+        return_state=True,
+        **FAST,
+    )
+    assert state.is_completed(), state.message
+    gen, mc = rows_of(state)
+    assert (gen.score, mc.score) == (gen_score, mc_score) == (22 / 24, 21 / 24)
+    assert gen.replicas is not None and gen.replicas.endpoint is not None
+    assert gen.job_id == gen.replicas.group_id
+    assert gen.lm_eval is not None and gen.lm_eval.results_file is not None
+    asked = json.loads(gen.lm_eval.results_file.read_text())["config"]["model_args"]
+    assert asked["base_url"] == f"{gen.replicas.endpoint.rstrip('/')}/completions"
+    assert asked["num_concurrent"] == 16  # --max-num-seqs=8 on each of two replicas
+    jobs.assert_none_left()
