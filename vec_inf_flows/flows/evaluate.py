@@ -160,7 +160,7 @@ def evaluate(
         lm_eval: lm-evaluation-harness tasks to run against each model's server after its
             datasets (offline: bundled tasks vec_inf_qa_gen and vec_inf_qa_mc, task YAMLs with
             local data, or built-in tasks whose data is local). One row per model and task,
-            dataset "lm-eval:<task>", scored by the task's primary metric (acc for multiple
+            dataset "lm-eval:TASK", scored by the task's primary metric (acc for multiple
             choice, exact_match for generation); lm-eval's files go to the run's folder,
             under MODEL/lm-eval/. With replicas, lm-eval talks to the group's router.
     """
