@@ -8,8 +8,8 @@ tasks, batch size and chat template, and task YAMLs with absolute data paths. Ou
 its pre-checks, the task folder, the response cache, the subprocess and the parsing of results.
 Both report their scores; they must agree.
 
-A variant is a function ``(Target, folder) -> scores``: the ``evaluate`` flow's variant joins
-``VARIANTS`` once the flow runs lm-eval.
+A variant is a function ``(Target, folder) -> scores``. lm-eval through the ``evaluate`` flow
+is measured by ``lm_eval_flow.py`` (it needs Slurm jobs and a Prefect API).
 
     .venv/bin/python bench/lm_eval_overhead.py               # real SmolLM2, local Slurm cluster
     .venv/bin/python bench/lm_eval_overhead.py --engine sim  # the simulator, no Slurm

@@ -61,3 +61,17 @@ def write_answers(path: Path, wrong_gen: set[int], wrong_mc: set[int]) -> tuple[
         lines.append({"prompt": doc["question"], "answer": choices[pick]})
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     return (len(gen) - len(wrong_gen)) / len(gen), (len(mc) - len(wrong_mc)) / len(mc)
+
+
+def missing_data_task(name: str, data_file: str) -> str:
+    """A generation task YAML whose data file does not exist: lm-eval fails it when it loads."""
+    return (
+        f"task: {name}\n"
+        "dataset_path: json\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {data_file}\n"
+        "test_split: test\n"
+        "output_type: generate_until\n"
+        "doc_to_text: '{{question}}'\n"
+        "doc_to_target: '{{answer}}'\n"
+        "metric_list:\n  - metric: exact_match\n"
+    )

@@ -264,6 +264,16 @@ def _score(row: EvaluationRow) -> tuple[str, str]:
     return f"{score:.3f}", f"{score - row.previous_score:+.3f}"
 
 
+def _counts(row: EvaluationRow) -> tuple[str, str]:
+    """OK and Failed: requests of a dataset, or the documents an lm-eval task scored."""
+    work, scores = row.workload, row.lm_eval
+    if work is not None:
+        return str(work.ok), str(work.failed + work.invalid)
+    if scores is not None and scores.n_samples is not None:
+        return str(scores.n_samples), "0"
+    return "", ""
+
+
 def evaluation_table(rows: Sequence[EvaluationRow]) -> Table:
     cells = []
     for row in rows:
@@ -275,8 +285,7 @@ def evaluation_table(rows: Sequence[EvaluationRow]) -> Table:
                 row.dataset,
                 row.job_id or "",
                 row.status,
-                str(work.ok) if work else "",
-                str(work.failed + work.invalid) if work else "",
+                *_counts(row),
                 *_score(row),
                 f"{work.requests_per_s:.2f}" if work else "",
                 f"{work.latency_s.p50:.3f} s" if work and work.latency_s.p50 is not None else "",

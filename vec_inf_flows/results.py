@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from vec_inf_flows.errors import VecInfError
+from vec_inf_flows.evals.models import LmEvalScore
 from vec_inf_flows.handle import ServerHandle
 from vec_inf_flows.replicas.summary import ReplicaSummary
 from vec_inf_flows.server.metrics import ServerMetrics
@@ -116,7 +117,8 @@ class ServeResult(_Result):
 
 
 class EvaluationRow(_Result):
-    """One model on one dataset in ``evaluate``."""
+    """One model on one dataset in ``evaluate``, or on one lm-eval task (``lm_eval`` set, the
+    dataset ``lm-eval:<task>``)."""
 
     model: str
     dataset: str
@@ -126,13 +128,25 @@ class EvaluationRow(_Result):
     workload: WorkloadSummary | None = None
     metrics: ServerMetrics | None = None
     replicas: ReplicaSummary | None = None
+    lm_eval: LmEvalScore | None = Field(
+        default=None, description="The lm-eval task's primary metric, for an lm-eval row."
+    )
     previous_score: float | None = Field(
         default=None, description="The score of the previous run of this evaluation."
     )
 
     @property
     def score(self) -> float | None:
+        if self.lm_eval is not None:
+            return self.lm_eval.value
         return self.workload.score if self.workload is not None else None
+
+    @property
+    def scorer(self) -> str | None:
+        """How the score was made: the dataset's scorer, or ``lm-eval:<metric>``."""
+        if self.lm_eval is not None:
+            return f"lm-eval:{self.lm_eval.metric}" if self.lm_eval.metric else None
+        return self.workload.scorer if self.workload is not None else None
 
 
 CleanupAction = Literal["cancelled", "would cancel", "cancel failed", "reported", "kept"]

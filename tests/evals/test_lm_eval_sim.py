@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from eval_helpers import SERVED, AnswerSim, sim_args
+from lm_eval_kit import missing_data_task
 
 from vec_inf_flows.evals import EvalServer, LmEvalSpec, run_lm_eval
 from vec_inf_flows.evals.task_files import bundled_task_names
@@ -93,14 +94,7 @@ def test_a_broken_task_costs_only_its_own_line(answer_sim: AnswerSim, tmp_path: 
     tasks_dir = tmp_path / "my_tasks"
     tasks_dir.mkdir()
     (tasks_dir / "broken.yaml").write_text(
-        "task: my_broken_task\n"
-        "dataset_path: json\n"
-        "dataset_kwargs:\n  data_files:\n    test: /nonexistent/questions.jsonl\n"
-        "test_split: test\n"
-        "output_type: generate_until\n"
-        "doc_to_text: '{{question}}'\n"
-        "doc_to_target: '{{answer}}'\n"
-        "metric_list:\n  - metric: exact_match\n"
+        missing_data_task("my_broken_task", "/nonexistent/questions.jsonl")
     )
     spec = LmEvalSpec(tasks=["vec_inf_qa_gen", "my_broken_task"], include_path=tasks_dir)
     report = run_lm_eval(_server(answer_sim), spec, tmp_path / "run")
@@ -120,13 +114,8 @@ def test_a_rerun_into_the_same_folder_never_reports_old_scores(
     assert first.ok
     shadow = tmp_path.parent / f"{tmp_path.name}-tasks"
     shadow.mkdir()
-    (shadow / "gen.yaml").write_text(  # the same task name, now pointing at missing data
-        "task: vec_inf_qa_gen\ndataset_path: json\n"
-        "dataset_kwargs:\n  data_files:\n    test: /nonexistent/gen.jsonl\n"
-        "test_split: test\noutput_type: generate_until\n"
-        "doc_to_text: '{{question}}'\ndoc_to_target: '{{answer}}'\n"
-        "metric_list:\n  - metric: exact_match\n"
-    )
+    # the same task name, now pointing at missing data
+    (shadow / "gen.yaml").write_text(missing_data_task("vec_inf_qa_gen", "/nonexistent/gen.jsonl"))
     spec = LmEvalSpec(tasks=TASKS[:1], limit=4, include_path=shadow)
     second = run_lm_eval(_server(answer_sim), spec, tmp_path)
     assert not second.ok and second.tasks[0].metrics == []

@@ -63,6 +63,7 @@ def add_run_command(
         default=None,
         help="Also write the results in the OpenAI Batch output format (<output>.batch.jsonl).",
     )
+    _add_lm_eval_options(run)
     run.add_argument("--dry-run", action="store_true", default=None, help="cleanup: only report.")
     run.add_argument(
         "--lease-renew",
@@ -99,6 +100,45 @@ def add_run_command(
     from vec_inf_flows.cli.replica_flags import add_replica_options
 
     add_replica_options(run, flows=True)
+
+
+def _add_lm_eval_options(run: argparse.ArgumentParser) -> None:
+    run.add_argument(
+        "--lm-eval-task",
+        action="append",
+        dest="lm_eval_tasks",
+        metavar="TASK",
+        help="evaluate: run this lm-eval task against each model's server (repeatable): "
+        "vec_inf_qa_gen, vec_inf_qa_mc, a task of --lm-eval-include, or a built-in one.",
+    )
+    run.add_argument("--lm-eval-limit", type=int, help="At most this many docs per lm-eval task.")
+    run.add_argument("--lm-eval-fewshot", type=int, help="Few-shot examples per lm-eval doc.")
+    run.add_argument("--lm-eval-include", help="A folder of lm-eval task YAMLs (local data).")
+    run.add_argument(
+        "--lm-eval-chat-template",
+        action="store_true",
+        default=None,
+        help="Wrap lm-eval's prompts in the model's chat template (instruct models).",
+    )
+
+
+def lm_eval_parameter(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The ``lm_eval`` flow parameter from the ``--lm-eval-*`` flags (None without them)."""
+    fields = {
+        "tasks": args.lm_eval_tasks,
+        "limit": args.lm_eval_limit,
+        "num_fewshot": args.lm_eval_fewshot,
+        "include_path": args.lm_eval_include,
+        "apply_chat_template": args.lm_eval_chat_template,
+    }
+    given = {key: value for key, value in fields.items() if value is not None}
+    if not given:
+        return None
+    if args.flow != "evaluate":
+        raise ConfigError("--lm-eval-* options apply to the evaluate flow only.")
+    if "tasks" not in given:
+        raise ConfigError("--lm-eval-* options need at least one --lm-eval-task.")
+    return given
 
 
 def _parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -141,6 +181,9 @@ def flow_parameters(args: argparse.Namespace, launch_options: dict[str, Any]) ->
         params["scorer"] = args.scorer
     if launch_options:
         params["launch_options"] = launch_options
+    lm_eval = lm_eval_parameter(args)
+    if lm_eval is not None:
+        params["lm_eval"] = lm_eval
     lease = _lease(args.lease_renew, args.lease_lapse)
     if lease is not None:
         params["lease"] = lease
@@ -217,7 +260,8 @@ def cluster_for_backend(backend: str, cluster: Any) -> Any:
 
 def check_inputs(params: dict[str, Any], backend: str | None = None) -> None:
     """Refuse bad input in one line before Prefect starts, rather than as a failed flow run:
-    missing request files, unknown models, invalid launch options, an unknown job id."""
+    missing request files, unknown models, invalid launch options, an unknown job id, lm-eval
+    tasks nobody defines."""
     from vec_inf_flows.evals.run_folder import check_distinct
     from vec_inf_flows.replicas.scale import Scale
     from vec_inf_flows.scoring import check_scorer
@@ -227,7 +271,13 @@ def check_inputs(params: dict[str, Any], backend: str | None = None) -> None:
     check_scorer(params.get("scorer"))
     for spec in (params.get("scorers") or {}).values():
         check_scorer(spec)
-    Scale.of(params).check(params.get("workload"), params.get("job_id"))
+    scale = Scale.of(params)
+    scale.check(params.get("workload"), params.get("job_id"))
+    if params.get("lm_eval") is not None:
+        from vec_inf_flows.evals.checks import check_lm_eval, check_lm_eval_scale
+
+        check_lm_eval_scale(scale)
+        check_lm_eval(params["lm_eval"])  # lm-eval installed, the task folder, task names
     for name in (params.get("dataset"), *params.get("datasets", ())):
         if name is not None:
             check_dataset(name)

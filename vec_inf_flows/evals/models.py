@@ -46,7 +46,11 @@ class LmEvalSpec(_Model):
         default=False, description="Wrap prompts in the model's chat template (instruct models)."
     )
     batch_size: int = Field(default=1, ge=1, description="Prompts per request.")
-    num_fewshot: int | None = Field(default=None, ge=0)
+    num_fewshot: int | None = Field(
+        default=None,
+        ge=0,
+        description="Examples shown before each question (the task's own default when empty).",
+    )
     limit: int | None = Field(default=None, ge=1, description="At most this many docs per task.")
     log_samples: bool = Field(default=False, description="Also keep every prompt and answer.")
     timeout_s: float | None = Field(
@@ -79,6 +83,19 @@ class TaskResult(_Model):
             if m.name == name and (filter is None or m.filter == filter):
                 return m.value
         return None
+
+
+class LmEvalScore(_Model):
+    """One task's primary number, as an evaluation row carries it (``acc`` for multiple
+    choice, ``exact_match`` for generation, else the first metric the task reports)."""
+
+    task: str = Field(description="The lm-eval task (or group) name.")
+    metric: str | None = Field(default=None, description="The primary metric's name.")
+    filter: str = Field(default="none", description="The lm-eval filter it was read under.")
+    value: float | None = Field(default=None, description="Its value (0 to 1 for acc, em).")
+    stderr: float | None = None
+    n_samples: int | None = Field(default=None, description="Documents scored.")
+    results_file: Path | None = Field(default=None, description="lm-eval's results JSON.")
 
 
 class LmEvalReport(_Model):

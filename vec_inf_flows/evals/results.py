@@ -8,8 +8,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from vec_inf_flows.evals.models import Metric, TaskResult
+from vec_inf_flows.evals.models import LmEvalScore, Metric, TaskResult
 
+# The number an evaluation row shows for a task, in this order: multiple choice reports acc
+# (and acc_norm), generation exact_match; a task with neither shows its first metric.
+PRIMARY_METRICS = ("acc", "exact_match")
 _NOT_METRICS = {"alias", "name", "sample_len", "samples"}
 # The last line of a Python traceback: "SomeError: message" (dotted names allowed).
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)):?\s*(.*)$")
@@ -78,3 +81,19 @@ def error_line(stderr: str, returncode: int) -> str:
     tail = next((ln.strip() for ln in reversed(stderr.splitlines()) if ln.strip()), "")
     detail = f": {tail}" if tail else ""
     return f"lm-eval exited with code {returncode}{detail}"[:500]
+
+
+def primary_score(result: TaskResult) -> LmEvalScore:
+    """The task's primary metric (``PRIMARY_METRICS``, under the first filter that has it)."""
+    ranked = [m for name in PRIMARY_METRICS for m in result.metrics if m.name == name]
+    candidates = ranked or result.metrics
+    chosen = candidates[0] if candidates else None
+    return LmEvalScore(
+        task=result.task,
+        metric=chosen.name if chosen else None,
+        filter=chosen.filter if chosen else "none",
+        value=chosen.value if chosen else None,
+        stderr=chosen.stderr if chosen else None,
+        n_samples=result.n_samples,
+        results_file=result.results_file,
+    )

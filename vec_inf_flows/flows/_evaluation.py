@@ -3,8 +3,8 @@ dataset on it, and what a finished run leaves behind (history, regressions, the 
 
 The seams are on purpose: ``ModelServer`` is the one place a model gets its server (a replica
 group slots in there), and an ``Engine`` turns one ``DatasetJob`` on a READY server into one
-``EvaluationRow`` (``send_dataset`` sends requests and scores them against references; another
-engine, lm-eval's tasks say, takes the same place).
+``EvaluationRow`` (``send_dataset`` sends requests and scores them against references). lm-eval
+runs after the datasets, once per model for all its tasks (``_lm_eval``), a row per task.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from vec_inf_flows.evals.history import HistoryEntry, HistoryRow, append_entry, 
 from vec_inf_flows.evals.regression import ScoreChange, regressions, score_changes
 from vec_inf_flows.evals.run_folder import history_path
 from vec_inf_flows.events import emit_regression_event
+from vec_inf_flows.flows._lm_eval import LmEvalJob, run_lm_eval_rows
 from vec_inf_flows.flows._replicas import ModelServing, Target
 from vec_inf_flows.flows._workload import run_dataset
 from vec_inf_flows.jobdir import atomic_write
@@ -94,7 +95,8 @@ class ModelServer:
     """One model's server (or replica group) for the run: launched and registered for teardown,
     waited for until READY (a group: its first replica), shut down on the way out however the
     block ends. ``job_id`` is known from the launch on, so the rows of a failure can name the
-    job. ``datasets``: what it will serve (an elastic group sizes itself by it)."""
+    job. ``datasets``: what it will serve (an elastic group sizes itself by it); ``endpoint``:
+    wait for a group's router too (lm-eval talks to one URL)."""
 
     def __init__(
         self,
@@ -109,6 +111,7 @@ class ModelServer:
         self.scale = scale or Scale()
         self.serving = ModelServing(servers, model, options, self.scale, shared=shared)
         self.datasets: list[str] = []
+        self.endpoint = False
 
     @property
     def job_id(self) -> str | None:
@@ -118,7 +121,9 @@ class ModelServer:
         self.serving.launch()
         try:
             timing = self.timing
-            return self.serving.ready(timing.ready_timeout, timing.poll_interval, self.datasets)
+            return self.serving.ready(
+                timing.ready_timeout, timing.poll_interval, self.datasets, self.endpoint
+            )
         except BaseException as error:
             self.serving.stop(f"the run failed: {error}")
             raise
@@ -152,14 +157,20 @@ def evaluate_model(
     settings: Settings,
     gpu_limit_name: str | None,
     engine: Engine = send_dataset,
+    lm_eval: LmEvalJob | None = None,
 ) -> list[EvaluationRow]:
-    """One row per dataset; a failure before a dataset ran becomes its row, with the reason."""
+    """One row per dataset (then per lm-eval task); a failure before one ran becomes its row,
+    with the reason."""
     rows: list[EvaluationRow] = []
     server.datasets = [job.dataset for job in jobs]
+    server.endpoint = lm_eval is not None
+    planned = server.datasets + (lm_eval.labels if lm_eval else [])
     try:
         with gpu_slot(gpu_limit_name, server.scale.replicas), server as target:
             for job in jobs:
                 rows.append(engine(target, job, settings))
+            if lm_eval is not None:
+                rows.extend(run_lm_eval_rows(target, lm_eval))
             metrics, _ = server.serving.metrics()
             replicas = server.serving.replicas()
             rows = [
@@ -171,13 +182,13 @@ def evaluate_model(
         rows.extend(
             EvaluationRow(
                 model=server.model,
-                dataset=job.dataset,
+                dataset=dataset,
                 job_id=server.job_id,
                 status="failed",
                 error=f"{type(error).__name__}: {error}",
             )
-            for job in jobs
-            if job.dataset not in done
+            for dataset in planned
+            if dataset not in done
         )
     return rows
 
@@ -203,18 +214,29 @@ class RunRecord:
     started_at: datetime
 
 
-def history_row(row: EvaluationRow) -> HistoryRow:
+def _counts(row: EvaluationRow) -> tuple[int, int, int, int]:
+    """scored, ok, failed, total: a dataset's requests, or the documents lm-eval scored."""
+    if row.lm_eval is not None:
+        scored = (row.lm_eval.n_samples or 0) if row.score is not None else 0
+        return scored, scored, 0, scored
     work = row.workload
+    if work is None:
+        return 0, 0, 0, 0
+    return work.scored, work.ok, work.failed + work.invalid, work.attempted
+
+
+def history_row(row: EvaluationRow) -> HistoryRow:
+    scored, ok, failed, total = _counts(row)
     return HistoryRow(
         model=row.model,
         dataset=row.dataset,
         status=row.status,
-        scorer=work.scorer if work else None,
-        score=work.score if work else None,
-        scored=work.scored if work else 0,
-        ok=work.ok if work else 0,
-        failed=(work.failed + work.invalid) if work else 0,
-        total=work.attempted if work else 0,
+        scorer=row.scorer,
+        score=row.score,
+        scored=scored,
+        ok=ok,
+        failed=failed,
+        total=total,
     )
 
 
@@ -238,13 +260,7 @@ def file_run(
     atomic_write(record.folder / "summary.json", entry.model_dump_json(indent=2) + "\n")
     before = {(c.model, c.dataset, c.scorer): c.previous_score for c in changes}
     rows = [
-        row.model_copy(
-            update={
-                "previous_score": before.get(
-                    (row.model, row.dataset, row.workload.scorer if row.workload else None)
-                )
-            }
-        )
+        row.model_copy(update={"previous_score": before.get((row.model, row.dataset, row.scorer))})
         for row in rows
     ]
     fallen = regressions(changes, threshold)

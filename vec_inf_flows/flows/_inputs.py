@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vec_inf_flows.errors import ConfigError
+from vec_inf_flows.evals.checks import check_lm_eval
 from vec_inf_flows.evals.run_folder import check_name
 from vec_inf_flows.scoring import check_scorer, check_scorers
 from vec_inf_flows.tasks import resolve_callable
@@ -25,8 +26,8 @@ POSITIVE = ("ready_timeout", "poll_interval")
 
 def check_parameters(parameters: Mapping[str, Any]) -> None:
     """Raise ``ConfigError`` on the first bad value: numbers out of range, a workload that does
-    not import, datasets missing or unreadable, outputs that cannot be written. Call it as
-    ``check_parameters(locals())``."""
+    not import, datasets missing or unreadable, outputs that cannot be written, lm-eval tasks
+    nobody defines. Call it as ``check_parameters(locals())``."""
     _check_numbers(parameters)
     if isinstance(parameters.get("workload"), str):  # 'package.module:function' importable
         resolve_callable(parameters["workload"])
@@ -35,6 +36,7 @@ def check_parameters(parameters: Mapping[str, Any]) -> None:
     check_scorers(parameters.get("scorers"), datasets)
     if parameters.get("evaluation_name") is not None:
         check_name(parameters["evaluation_name"])
+    check_lm_eval(parameters.get("lm_eval"))  # lm-eval installed, its task names known
     for dataset in datasets:
         check_dataset(dataset)
     output, output_dir = parameters.get("output"), parameters.get("output_dir")

@@ -1,6 +1,7 @@
-"""evaluate: models × datasets, servers started in parallel under a GPU budget.
+"""evaluate: models × datasets (and lm-eval tasks), servers started in parallel under a GPU budget.
 
-Each model runs in its own worker thread: launch, wait, every dataset, metrics, shutdown. A model
+Each model runs in its own worker thread: launch, wait, every dataset, its lm-eval tasks,
+metrics, shutdown. A model
 that fails (to start or later) becomes rows saying why; the others carry on. The run is FAILED
 when any model/dataset pair failed, with the pairs and their reasons as its message. Every run
 writes to a folder of its own and is filed in its evaluation's history; a score that fell since
@@ -22,6 +23,8 @@ from prefect.runtime import flow_run as runtime_flow_run
 from vec_inf_flows.blocks import SlurmCluster
 from vec_inf_flows.catalog.options import LaunchOptions, merge_options
 from vec_inf_flows.errors import ConfigError
+from vec_inf_flows.evals.checks import check_lm_eval_scale
+from vec_inf_flows.evals.models import LmEvalSpec
 from vec_inf_flows.evals.run_folder import (
     check_distinct,
     check_name,
@@ -29,6 +32,7 @@ from vec_inf_flows.evals.run_folder import (
     default_root,
     results_path,
     run_folder,
+    safe_name,
 )
 from vec_inf_flows.flows._evaluation import (
     DatasetJob,
@@ -42,6 +46,7 @@ from vec_inf_flows.flows._evaluation import (
     publish_summary,
 )
 from vec_inf_flows.flows._inputs import check_parameters
+from vec_inf_flows.flows._lm_eval import LM_EVAL_DIR, LmEvalJob
 from vec_inf_flows.flows._logging import enable_library_logs
 from vec_inf_flows.flows._serving import failed_run, run_name
 from vec_inf_flows.lifecycle.lease import LeasePolicy
@@ -74,7 +79,7 @@ def resolve_evaluation_name(given: str | None) -> str:
 )
 def evaluate(
     models: list[str],
-    datasets: list[str],
+    datasets: list[str] | None = None,
     engine: EngineChoice | None = None,
     output_dir: str | None = None,
     cluster: SlurmCluster | str | None = None,
@@ -97,6 +102,7 @@ def evaluate(
     elastic: bool = False,
     max_gpus: int | None = None,
     max_concurrent_replicas: int | None = None,
+    lm_eval: LmEvalSpec | None = None,
 ) -> list[EvaluationRow]:
     """Evaluate every model on every dataset; one summary row per pair, and a table artifact.
 
@@ -109,7 +115,7 @@ def evaluate(
     Args:
         models: Models to evaluate, as the catalog names them (each once).
         datasets: JSONL or CSV files of requests (or OpenAI Batch files); each model runs
-            every one.
+            every one. May be empty when lm_eval is given.
         engine: Inference engine for every model: vllm, sglang or sim; default: the catalog's.
         output_dir: Root folder of evaluations: a run writes to
             OUTPUT_DIR/EVALUATION/START-RUN_ID/ (start in UTC) and appends to
@@ -151,17 +157,26 @@ def evaluate(
             to the other models).
         max_gpus: GPUs all models' replicas may hold at once (the run's GPU budget).
         max_concurrent_replicas: Replicas all models may have queued or running at once.
+        lm_eval: lm-evaluation-harness tasks to run against each model's server after its
+            datasets (offline: bundled tasks vec_inf_qa_gen and vec_inf_qa_mc, task YAMLs with
+            local data, or built-in tasks whose data is local). One row per model and task,
+            dataset "lm-eval:TASK", scored by the task's primary metric (acc for multiple
+            choice, exact_match for generation); lm-eval's files go to the run's folder,
+            under MODEL/lm-eval/. With replicas, lm-eval talks to the group's router.
     """
     output_dir = output_dir or str(default_root())
-    check_parameters(locals())  # before anything is launched
+    datasets = list(datasets or [])
+    check_parameters(locals())  # before anything is launched (lm_eval's tasks too)
     check_distinct(models, datasets)
     enable_library_logs()
-    if not models or not datasets:
-        raise ConfigError("evaluate needs at least one model and one dataset.")
+    if not models or not (datasets or lm_eval):
+        raise ConfigError("evaluate needs at least one model, and datasets or lm_eval tasks.")
     if max_parallel_servers < 1:
         raise ConfigError("max_parallel_servers must be at least 1.")
     scale = Scale(replicas, router, elastic, None, max_gpus, max_concurrent_replicas)
     scale.check()
+    if lm_eval is not None:
+        check_lm_eval_scale(scale)
     name = resolve_evaluation_name(evaluation_name)
     run_id = str(runtime_flow_run.id or uuid.uuid4())
     started = datetime.now(UTC)
@@ -205,6 +220,11 @@ def evaluate(
                     ],
                     settings,
                     gpu_limit_name,
+                    lm_eval=(
+                        LmEvalJob(lm_eval, folder / safe_name(model) / LM_EVAL_DIR)
+                        if lm_eval
+                        else None
+                    ),
                 )
                 for model in models
             ]
@@ -213,7 +233,8 @@ def evaluate(
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
     rows, fallen = file_run(record, rows, regression_threshold)
-    publish_summary(record, rows, len(models), len(datasets), len(fallen))
+    tasks = len(lm_eval.tasks) if lm_eval else 0
+    publish_summary(record, rows, len(models), len(datasets) + tasks, len(fallen))
     failed = sum(row.status != "ok" for row in rows)
     if failed:
         failures = failure_summary(rows)

@@ -4,7 +4,7 @@
 ``retries`` (which faults are retried), ``ownership`` (labels, the run's registry, hooks),
 ``teardown`` (bounded shutdown without the Prefect API), ``leases`` (the process's lease keeper
 and the owner a launch records), ``blocks`` (block arguments and the client they give),
-``naming`` (task-run names).
+``naming`` (task-run names), ``lm_eval`` (lm-eval's tasks against a READY server).
 
 Every server a task launches carries a lease this process renews: if the process is killed or
 its machine is lost, the server stops by itself once the lease lapses (default 300 s).
