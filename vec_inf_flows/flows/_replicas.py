@@ -19,7 +19,7 @@ from vec_inf_flows.catalog.options import LaunchOptions, merge_options
 from vec_inf_flows.errors import ConfigError
 from vec_inf_flows.events import emit_server_event
 from vec_inf_flows.flows._serving import best_effort_metrics, finish, start_server
-from vec_inf_flows.flows._workload import run_any
+from vec_inf_flows.flows._workload import Work, run_any
 from vec_inf_flows.handle import ServerHandle
 from vec_inf_flows.presentation import key_value, metrics_table, replica_rows
 from vec_inf_flows.replicas.budget import SharedBudget
@@ -41,7 +41,6 @@ from vec_inf_flows.tasks.replicas import (
     wait_for_first_replica,
 )
 from vec_inf_flows.tasks.server import wait_until_ready
-from vec_inf_flows.tasks.workload import Workload
 from vec_inf_flows.workload.reader import iter_chunks
 
 logger = logging.getLogger("vec_inf_flows")
@@ -260,35 +259,17 @@ def serve_group(
     options: LaunchOptions | None,
     block: VecInfServer | None,
     scale: Scale,
-    *,
-    dataset: str | None,
-    workload: Workload | None,
-    chunk_size: int,
-    output_dir: str | None,
-    output: str | None,
+    work: Work,
     ready_timeout: float,
     poll_interval: float,
-    scorer: str | None = None,
-    retry_failed: bool = False,
-    batch_output: bool = False,
 ) -> ServeResult:
     """``serve_and_run`` on a replica group: work starts on the first READY replica; a workload
     callable waits for the router and gets its endpoint."""
     with ModelServing(servers, model_name, options, scale, block=block) as serving:
         serving.launch()
-        datasets = [dataset] if dataset else []
-        target = serving.ready(ready_timeout, poll_interval, datasets, workload is not None)
-        summary, custom = run_any(
-            target,
-            dataset=dataset,
-            workload=workload,
-            chunk_size=chunk_size,
-            output_dir=output_dir,
-            output=output,
-            scorer=scorer,
-            retry_failed=retry_failed,
-            batch_output=batch_output,
-        )
+        datasets = [work.dataset] if work.dataset else []
+        target = serving.ready(ready_timeout, poll_interval, datasets, work.workload is not None)
+        summary, custom = run_any(target, work)
         metrics, metrics_error = serving.metrics()
         replicas = serving.replicas()  # first: it learns the endpoint the handle shows
         handle = serving.handle()

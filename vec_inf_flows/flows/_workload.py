@@ -7,6 +7,7 @@ tens of kilobytes and milliseconds, while a chunk is one call to the workload ru
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,35 +101,48 @@ def batch_path_for(results: Path) -> Path:
     return results.with_name(f"{stem}.batch.jsonl")
 
 
+@dataclass(frozen=True)
+class Work:
+    """What a flow runs on its server, as one value: a dataset (where its results go, how they
+    are scored), or a workload callable, or nothing."""
+
+    dataset: str | None = None
+    workload: Workload | None = None
+    chunk_size: int = 500
+    output_dir: str | None = None
+    output: str | None = None
+    scorer: str | None = None
+    retry_failed: bool = False
+    batch_output: bool = False
+
+    def check(self) -> None:
+        if self.dataset is not None and self.workload is not None:
+            raise ConfigError("Give either a dataset or a workload, not both.")
+        if self.output is not None and self.dataset is None:
+            raise ConfigError("An output file needs a dataset (--input) to fill it.")
+
+    def resumed(self) -> Work:
+        """The same work on a replacement server: it resumes the file, retrying nothing again."""
+        return replace(self, retry_failed=False)
+
+
 def run_any(
-    server: ServerHandle | ServingGroup,
-    *,
-    dataset: str | None,
-    workload: Workload | None,
-    chunk_size: int,
-    output_dir: str | None,
-    output: str | None = None,
-    scorer: str | None = None,
-    retry_failed: bool = False,
-    batch_output: bool = False,
+    server: ServerHandle | ServingGroup, work: Work
 ) -> tuple[WorkloadSummary | None, dict[str, Any] | None]:
     """The dataset (chunked), or the workload callable, or nothing when neither is given."""
-    if dataset is not None and workload is not None:
-        raise ConfigError("Give either a dataset or a workload, not both.")
-    if output is not None and dataset is None:
-        raise ConfigError("An output file needs a dataset (--input) to fill it.")
-    if dataset is not None:
+    work.check()
+    if work.dataset is not None:
         summary = run_dataset(
             server,
-            dataset,
-            chunk_size,
-            output_dir,
-            output,
-            scorer=scorer,
-            retry_failed=retry_failed,
-            batch_output=batch_output,
+            work.dataset,
+            work.chunk_size,
+            work.output_dir,
+            work.output,
+            scorer=work.scorer,
+            retry_failed=work.retry_failed,
+            batch_output=work.batch_output,
         )
         return summary, None
-    if workload is not None:
-        return None, run_workload(server, workload)
+    if work.workload is not None:
+        return None, run_workload(server, work.workload)
     return None, None

@@ -6,7 +6,7 @@ from vec_inf_flows.blocks import SlurmCluster
 from vec_inf_flows.flows._inputs import check_parameters
 from vec_inf_flows.flows._logging import enable_library_logs
 from vec_inf_flows.flows._serving import failed_run, run_name, served
-from vec_inf_flows.flows._workload import run_any
+from vec_inf_flows.flows._workload import Work, run_any
 from vec_inf_flows.lifecycle.lease import LeasePolicy
 from vec_inf_flows.results import ServeResult
 from vec_inf_flows.tasks.blocks import load_cluster
@@ -72,14 +72,8 @@ def batch_serve(
             for launched in batch.servers
         ]
         for handle in ready:
-            work = run_any(
-                handle,
-                dataset=dataset,
-                workload=workload,
-                chunk_size=chunk_size,
-                output_dir=output_dir,
-            )
-            results.append(served(handle, True, work, where))
+            done = run_any(handle, Work(dataset, workload, chunk_size, output_dir))
+            results.append(served(handle, True, done, where))
         if shutdown_server(batch.job_id, where, return_state=True).is_completed():
             servers.forget(batch.job_id)
     shortfalls = [

@@ -13,7 +13,7 @@ from vec_inf_flows.flows._inputs import check_parameters
 from vec_inf_flows.flows._logging import enable_library_logs
 from vec_inf_flows.flows._replicas import serve_group
 from vec_inf_flows.flows._serving import failed_run, finish, run_name, served, start_server
-from vec_inf_flows.flows._workload import run_any
+from vec_inf_flows.flows._workload import Work, run_any
 from vec_inf_flows.handle import ServerHandle
 from vec_inf_flows.lifecycle.lease import LeasePolicy
 from vec_inf_flows.models import ServerStatus
@@ -166,15 +166,15 @@ def serve_and_run(
     if job_id is None and not (model_name or block):
         raise ConfigError("serve_and_run needs a model_name, a server block or a job_id.")
     options = merge_options(launch_options, {"engine": engine} if engine else None)
+    work = Work(
+        dataset, workload, chunk_size, output_dir, output, scorer, retry_failed, batch_output
+    )
+    work.check()  # before anything is launched
     with launched_servers(where, lease) as servers:
         if scale.grouped:
             result = serve_group(
-                servers, model_name, options, block, scale,
-                dataset=dataset, workload=workload, chunk_size=chunk_size,
-                output_dir=output_dir, output=output, scorer=scorer,
-                retry_failed=retry_failed, batch_output=batch_output,
-                ready_timeout=ready_timeout, poll_interval=poll_interval,
-            )  # fmt: skip
+                servers, model_name, options, block, scale, work, ready_timeout, poll_interval
+            )
             shortfall = result.workload.shortfall(min_success_ratio) if result.workload else None
             return failed_run(shortfall, result) if shortfall else result
         if job_id is not None:
@@ -185,17 +185,7 @@ def serve_and_run(
         replaced = 0
         while True:
             try:
-                summary, custom = run_any(
-                    handle,
-                    dataset=dataset,
-                    workload=workload,
-                    chunk_size=chunk_size,
-                    output_dir=output_dir,
-                    output=output,
-                    scorer=scorer,
-                    retry_failed=retry_failed and replaced == 0,  # a replacement resumes
-                    batch_output=batch_output,
-                )
+                summary, custom = run_any(handle, work if replaced == 0 else work.resumed())
                 break
             except Exception as error:
                 if not _replaceable(servers, handle, dataset, replaced, relaunches):
