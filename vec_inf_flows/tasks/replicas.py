@@ -13,7 +13,6 @@ import threading
 from typing import Any
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from vec_inf_flows.artifacts import publish_table
 from vec_inf_flows.errors import ServerError
@@ -27,9 +26,7 @@ from vec_inf_flows.replicas.serving import ServingGroup
 from vec_inf_flows.replicas.watcher import EventHook
 from vec_inf_flows.tasks.blocks import ClusterArg, client_for, load_cluster
 from vec_inf_flows.tasks.naming import run_name
-from vec_inf_flows.tasks.retries import retry_on_transient
-from vec_inf_flows.tasks.server import _SHORT_AND_REPEATABLE as SHORT_AND_REPEATABLE
-from vec_inf_flows.tasks.server import _SUBMISSION as SUBMISSION
+from vec_inf_flows.tasks.retries import SHORT_AND_REPEATABLE, SUBMISSION, WAITING
 
 logger = logging.getLogger("vec_inf_flows")
 
@@ -79,11 +76,7 @@ def launch_replica_group(
 @task(
     name="wait-first-replica",
     task_run_name=run_name("wait", "group"),
-    retries=3,
-    retry_delay_seconds=[2, 5, 10],
-    retry_condition_fn=retry_on_transient,
-    cache_policy=NO_CACHE,
-    persist_result=False,
+    **WAITING,
 )
 def wait_for_first_replica(
     group: ServingGroup, timeout: float = 1800.0, poll_interval: float = 2.0, endpoint: bool = False

@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run as runtime_task_run
 
 from vec_inf_flows.artifacts import publish_launch_table
@@ -38,31 +37,17 @@ from vec_inf_flows.tasks.blocks import (
 from vec_inf_flows.tasks.leases import DEFAULT_LEASE, hold_adopted, process_leases, run_owner
 from vec_inf_flows.tasks.naming import run_name
 from vec_inf_flows.tasks.ownership import find_launched, owner_labels
-from vec_inf_flows.tasks.retries import retry_launch, retry_on_transient
+from vec_inf_flows.tasks.retries import (
+    SHORT_AND_REPEATABLE,
+    SUBMISSION,
+    WAITING,
+)
 from vec_inf_flows.tasks.teardown import TEARDOWN_TIMEOUT, cancel_and_settle
 
 logger = logging.getLogger("vec_inf_flows")
 
 
-# No ``timeout_seconds`` on the tasks ``evaluate`` runs in worker threads: there a Prefect
-# timeout interrupts nothing and logs a warning per task run. They bound themselves instead: each
-# Slurm command has a hard timeout per attempt (sbatch 150 s, the others 30 s) and a few
-# attempts, each HTTP call a timeout of seconds, ``wait_until_ready`` its timeout, a chunk
-# ``CHUNK_DEADLINE_S`` (tasks/workload.py).
-#
-# A submission: retried only after a fault that left no job behind; a handle holds the key,
-# so its result is never persisted.
-_SUBMISSION: dict[str, Any] = {
-    "tags": ["vec-inf", "gpu-job"],
-    "retries": 2,
-    "retry_delay_seconds": [5, 20],
-    "retry_condition_fn": retry_launch,
-    "cache_policy": NO_CACHE,
-    "persist_result": False,
-}
-
-
-@task(name="launch-server", task_run_name=run_name("launch", "model_name", "server"), **_SUBMISSION)
+@task(name="launch-server", task_run_name=run_name("launch", "model_name", "server"), **SUBMISSION)
 def launch_server(
     model_name: str | None = None,
     options: LaunchOptions | Mapping[str, Any] | None = None,
@@ -125,7 +110,7 @@ def launch_server(
     return launched.handle
 
 
-@task(name="batch-launch-servers", task_run_name=run_name("batch-launch"), **_SUBMISSION)
+@task(name="batch-launch-servers", task_run_name=run_name("batch-launch"), **SUBMISSION)
 def batch_launch_servers(
     model_names: list[str],
     batch_config: str | None = None,
@@ -170,11 +155,7 @@ def batch_launch_servers(
 @task(
     name="wait-until-ready",
     task_run_name=run_name("wait", "server"),
-    retries=3,
-    retry_delay_seconds=[2, 5, 10],
-    retry_condition_fn=retry_on_transient,
-    cache_policy=NO_CACHE,
-    persist_result=False,
+    **WAITING,
 )
 def wait_until_ready(
     server: ServerHandle | str,
@@ -210,16 +191,7 @@ def wait_until_ready(
     return ready
 
 
-# Scrapes and cancels are safe to repeat: a few quick retries on transient faults.
-_SHORT_AND_REPEATABLE: dict[str, Any] = {
-    "retries": 3,
-    "retry_delay_seconds": [1, 3, 5],
-    "retry_condition_fn": retry_on_transient,
-    "cache_policy": NO_CACHE,
-}
-
-
-@task(name="collect-metrics", task_run_name=run_name("metrics", "server"), **_SHORT_AND_REPEATABLE)
+@task(name="collect-metrics", task_run_name=run_name("metrics", "server"), **SHORT_AND_REPEATABLE)
 def collect_metrics(server: ServerHandle, cluster: ClusterArg = None) -> ServerMetrics:
     """Scrape the server's metrics once: throughput, latency, request counts.
 
@@ -236,7 +208,7 @@ def collect_metrics(server: ServerHandle, cluster: ClusterArg = None) -> ServerM
     return metrics
 
 
-@task(name="shutdown-server", task_run_name=run_name("shutdown", "server"), **_SHORT_AND_REPEATABLE)
+@task(name="shutdown-server", task_run_name=run_name("shutdown", "server"), **SHORT_AND_REPEATABLE)
 def shutdown_server(server: ServerHandle | str, cluster: ClusterArg = None) -> list[str]:
     """Cancel a server's job (idempotent: an ended job is not an error) and stop renewing its
     lease; wait up to 30 s (Slurm's default KillWait) until Slurm runs no part of it. A job
