@@ -265,8 +265,9 @@ def check_inputs(params: dict[str, Any], backend: str | None = None) -> None:
     from vec_inf_flows.evals.run_folder import check_distinct
     from vec_inf_flows.replicas.scale import Scale
     from vec_inf_flows.scoring import check_scorer
-    from vec_inf_flows.workload.checks import check_dataset, check_output_file
+    from vec_inf_flows.workload.checks import check_dataset, check_output_file, check_work
 
+    check_work(params.get("dataset"), params.get("workload"), params.get("output"))
     check_distinct(params.get("models") or (), params.get("datasets") or ())
     check_scorer(params.get("scorer"))
     for spec in (params.get("scorers") or {}).values():

@@ -17,7 +17,12 @@ from vec_inf_flows.evals.checks import check_lm_eval
 from vec_inf_flows.evals.run_folder import check_name
 from vec_inf_flows.scoring import check_scorer, check_scorers
 from vec_inf_flows.tasks import resolve_callable
-from vec_inf_flows.workload.checks import check_dataset, check_output_dir, check_output_file
+from vec_inf_flows.workload.checks import (
+    check_dataset,
+    check_output_dir,
+    check_output_file,
+    check_work,
+)
 
 AT_LEAST_ONE = ("chunk_size", "max_parallel_servers")
 NOT_NEGATIVE = ("relaunches", "regression_threshold")
@@ -29,6 +34,7 @@ def check_parameters(parameters: Mapping[str, Any]) -> None:
     not import, datasets missing or unreadable, outputs that cannot be written, lm-eval tasks
     nobody defines. Call it as ``check_parameters(locals())``."""
     _check_numbers(parameters)
+    check_work(parameters.get("dataset"), parameters.get("workload"), parameters.get("output"))
     if isinstance(parameters.get("workload"), str):  # 'package.module:function' importable
         resolve_callable(parameters["workload"])
     datasets = _datasets(parameters)

@@ -20,6 +20,7 @@ from vec_inf_flows.results import WorkloadSummary
 from vec_inf_flows.scoring import AUTO
 from vec_inf_flows.tasks.workload import Workload, run_workload, run_workload_chunk
 from vec_inf_flows.workload.batch_format import write_batch_output
+from vec_inf_flows.workload.checks import check_work
 from vec_inf_flows.workload.reader import iter_chunks
 from vec_inf_flows.workload.stats import digest_output
 from vec_inf_flows.workload.store import forget_failed
@@ -116,10 +117,7 @@ class Work:
     batch_output: bool = False
 
     def check(self) -> None:
-        if self.dataset is not None and self.workload is not None:
-            raise ConfigError("Give either a dataset or a workload, not both.")
-        if self.output is not None and self.dataset is None:
-            raise ConfigError("An output file needs a dataset (--input) to fill it.")
+        check_work(self.dataset, self.workload, self.output)
 
     def resumed(self) -> Work:
         """The same work on a replacement server: it resumes the file, retrying nothing again."""

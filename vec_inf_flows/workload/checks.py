@@ -43,6 +43,15 @@ def check_dataset(path: str | Path) -> Path:
     return source
 
 
+def check_work(dataset: object, workload: object, output: object) -> None:
+    """What a run is asked to do must make sense: one of a dataset and a workload callable, and
+    an output file only to hold a dataset's results."""
+    if dataset is not None and workload is not None:
+        raise ConfigError("Give either a dataset or a workload, not both.")
+    if output is not None and dataset is None:
+        raise ConfigError("An output file needs a dataset (--input) to fill it.")
+
+
 def check_output_file(path: str | Path, *, make_directory: bool = False) -> None:
     """The results file can be written: its directory exists (or, with ``make_directory``, can
     be made) and is writable."""
