@@ -137,8 +137,9 @@ def timed_cluster(spent: list[float]) -> Any:
         _block_type_slug = "vec-inf-bench-timed-cluster"
         _spent: list[float] = PrivateAttr(default_factory=list)
 
-        def get_client(self) -> Any:
-            return TimedClient(VecInfClient(backend=self.backend), self._spent)
+        def get_client(self, leases: Any = None) -> Any:
+            client = VecInfClient(backend=self.backend, leases=leases)
+            return TimedClient(client, self._spent)
 
     cluster = TimedCluster()
     cluster._spent = spent
