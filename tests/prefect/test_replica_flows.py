@@ -376,14 +376,15 @@ def test_cancelling_a_replica_run_through_the_api_tears_the_group_down(
 def test_an_elastic_group_grows_with_the_backlog_and_gives_back_its_tail(
     jobs: ClusterJobs, tmp_path: Path
 ) -> None:
-    """600 short requests, then one long one (15 s): the group grows from one replica to three
+    """600 short requests, then one long one (20 s): the group grows from one replica to three
     while the backlog is deep, and releases two of them (drained, not interrupted) while the
-    long request finishes on the third."""
+    long request finishes on the third. The tail is long so that, on a loaded machine, the
+    released jobs have left squeue before it ends (15 s was not always enough)."""
     count = 600
     path = tmp_path / "in.jsonl"
     write_requests(path, count)
     with path.open("a") as handle:
-        long_one = {"id": "long", "prompt": "tell me everything", "max_tokens": 1500}
+        long_one = {"id": "long", "prompt": "tell me everything", "max_tokens": 2000}
         handle.write(json.dumps({**long_one, "ignore_eos": True}) + "\n")
     with Sampler(jobs) as sampler:
         result = serve_and_run(
