@@ -37,11 +37,28 @@ die() {
     exit 1
 }
 
+# The program (and for slurmd, the node) a pid file stands for: a pid file left behind by a
+# daemon that died can name a pid the kernel has since given to an unrelated process.
+daemon_of() {
+    local name
+    name=$(basename "$1" .pid)
+    case $name in
+    slurmd-*) printf 'slurmd %s' "${name#slurmd-}" ;;
+    mysqld) printf 'mariadbd' ;;
+    *) printf '%s' "$name" ;;
+    esac
+}
+
+# pid_alive FILE: the pid in FILE runs, and it is the daemon FILE names.
 pid_alive() {
-    local file=$1 pid
+    local file=$1 pid program node args
     [[ -s $file ]] || return 1
     pid=$(<"$file")
-    [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null
+    [[ $pid =~ ^[0-9]+$ ]] && [[ -r /proc/$pid/cmdline ]] || return 1
+    read -r program node <<<"$(daemon_of "$file")"
+    mapfile -d '' -t args <"/proc/$pid/cmdline" 2>/dev/null || return 1
+    ((${#args[@]} > 0)) && [[ $(basename "${args[0]}") == "$program" ]] || return 1
+    [[ -z $node ]] || [[ " ${args[*]} " == *" -N $node "* ]]
 }
 
 # wait_for SECONDS DESCRIPTION COMMAND...: poll every 0.1 s until COMMAND succeeds.
