@@ -62,6 +62,14 @@ class Sandbox:
             **kwargs,  # type: ignore[arg-type]
         )
 
+    def start_cli(
+        self, *args: str, stderr: int | None = subprocess.DEVNULL
+    ) -> subprocess.Popen[str]:
+        """The CLI left running (``launch --wait``, ``metrics``); read its stdout line by line."""
+        return subprocess.Popen(
+            [*CLI, *args], stdout=subprocess.PIPE, stderr=stderr, text=True, env=self.env, cwd=REPO
+        )
+
     def job_ids(self) -> list[str]:
         index = self.home / ".jobs"
         return sorted(p.name for p in index.iterdir()) if index.exists() else []

@@ -6,7 +6,9 @@ on first use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from vec_inf_flows._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -28,21 +30,16 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "VecInfClient":
-        from vec_inf_flows.client import VecInfClient
+_HOMES = {
+    "VecInfClient": "vec_inf_flows.client",
+    "LeaseKeeper": "vec_inf_flows.lifecycle",
+    "LeasePolicy": "vec_inf_flows.lifecycle",
+    "OwnerRecord": "vec_inf_flows.lifecycle",
+    "ServerHandle": "vec_inf_flows.handle",
+    "ServerStatus": "vec_inf_flows.models",
+    "StatusResponse": "vec_inf_flows.models",
+    "LaunchResponse": "vec_inf_flows.models",
+    "MetricsResponse": "vec_inf_flows.models",
+}
 
-        return VecInfClient
-    if name in ("LeasePolicy", "LeaseKeeper", "OwnerRecord"):
-        from vec_inf_flows import lifecycle
-
-        return getattr(lifecycle, name)
-    if name == "ServerHandle":
-        from vec_inf_flows.handle import ServerHandle
-
-        return ServerHandle
-    if name in ("ServerStatus", "StatusResponse", "LaunchResponse", "MetricsResponse"):
-        from vec_inf_flows import models
-
-        return getattr(models, name)
-    raise AttributeError(f"module 'vec_inf_flows' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _HOMES)

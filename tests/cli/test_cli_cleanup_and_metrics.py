@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from testkit import CLI, REPO, Sandbox
+from testkit import Sandbox
 
 MODEL = "SmolLM2-135M-Instruct"
 
@@ -57,13 +57,8 @@ def test_metrics_before_ready_polls_and_says_why(sandbox: Sandbox) -> None:
     once = sandbox.cli("metrics", launched.job_id, "--once")
     assert once.returncode == 1 and len(once.stderr.strip().splitlines()) == 1
     assert "no metrics until the server is READY" in once.stderr
-    follow = subprocess.Popen(
-        [*CLI, "metrics", launched.job_id, "--json-mode", "--interval", "0.5"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=sandbox.env,
-        cwd=REPO,
+    follow = sandbox.start_cli(
+        "metrics", launched.job_id, "--json-mode", "--interval", "0.5", stderr=subprocess.PIPE
     )
     frames = []
     try:

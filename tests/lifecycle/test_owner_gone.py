@@ -23,7 +23,7 @@ from lifecycle_helpers import (
     still_alive,
     wait_gone,
 )
-from testkit import CLI, REPO, Sandbox
+from testkit import REPO, Sandbox
 
 from vec_inf_flows.backends.local import LocalBackend
 from vec_inf_flows.client import VecInfClient
@@ -91,13 +91,8 @@ def test_python_api_owner_sigkilled_server_ends_within_the_lease(
 
 def test_launch_wait_sigkilled_while_waiting_ends_within_the_lease(sandbox: Sandbox) -> None:
     never_ready = ["--vllm-args", "--sim-startup-delay=900"]
-    waiting = subprocess.Popen(
-        [*CLI, "launch", MODEL, *SIM_FLAGS, *never_ready, "--wait", *LEASE_FLAGS, "--json-mode"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=sandbox.env,
-        cwd=REPO,
+    waiting = sandbox.start_cli(
+        "launch", MODEL, *SIM_FLAGS, *never_ready, "--wait", *LEASE_FLAGS, "--json-mode"
     )
     try:
         assert waiting.stdout is not None

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from testkit import CLI, REPO, Sandbox, wait_until
+from testkit import Sandbox, wait_until
 
 from vec_inf_flows.lifecycle.owner import OwnerRecord
 
@@ -39,19 +39,12 @@ def test_a_group_launched_with_wait_ends_by_its_lease_when_the_command_is_killed
     sandbox: Sandbox,
 ) -> None:
     launch = [
-        *CLI, "launch", "SmolLM2-135M-Instruct", "--engine", "sim", "--cpus-per-task", "1",
+        "launch", "SmolLM2-135M-Instruct", "--engine", "sim", "--cpus-per-task", "1",
         "--mem-per-node", "1G", "--time", "00:10:00", "--vllm-args", NEVER_READY,
         "--replicas", "2", "--router", "job", "--wait",
         "--lease-renew", str(RENEW), "--lease-lapse", str(LAPSE), "--json-mode",
     ]  # fmt: skip
-    waiting = subprocess.Popen(
-        launch,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=sandbox.env,
-        cwd=REPO,
-    )
+    waiting = sandbox.start_cli(*launch)
     try:
         assert waiting.stdout is not None
         record = json.loads(waiting.stdout.readline())

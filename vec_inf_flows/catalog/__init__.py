@@ -7,8 +7,9 @@ for YAML and pydantic, which the rest of the catalog needs; ``catalog.option_dec
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from vec_inf_flows._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from vec_inf_flows.catalog.engine_args import merge_engine_args, parse_engine_args, to_argv
@@ -19,19 +20,19 @@ if TYPE_CHECKING:
     from vec_inf_flows.catalog.schema import ModelConfig
 
 _HOMES = {
-    "merge_engine_args": "engine_args",
-    "parse_engine_args": "engine_args",
-    "to_argv": "engine_args",
-    "ModelInfo": "listing",
-    "list_models": "listing",
-    "model_config_dump": "listing",
-    "Catalog": "loader",
-    "load_catalog": "loader",
-    "LaunchOptions": "options",
-    "merge_options": "options",
-    "resolve": "resolve",
-    "resolve_batch": "resolve",
-    "ModelConfig": "schema",
+    "merge_engine_args": "vec_inf_flows.catalog.engine_args",
+    "parse_engine_args": "vec_inf_flows.catalog.engine_args",
+    "to_argv": "vec_inf_flows.catalog.engine_args",
+    "ModelInfo": "vec_inf_flows.catalog.listing",
+    "list_models": "vec_inf_flows.catalog.listing",
+    "model_config_dump": "vec_inf_flows.catalog.listing",
+    "Catalog": "vec_inf_flows.catalog.loader",
+    "load_catalog": "vec_inf_flows.catalog.loader",
+    "LaunchOptions": "vec_inf_flows.catalog.options",
+    "merge_options": "vec_inf_flows.catalog.options",
+    "resolve": "vec_inf_flows.catalog.resolve",
+    "resolve_batch": "vec_inf_flows.catalog.resolve",
+    "ModelConfig": "vec_inf_flows.catalog.schema",
 }
 
 __all__ = [
@@ -51,8 +52,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'vec_inf_flows.catalog' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"vec_inf_flows.catalog.{home}"), name)
+__getattr__ = lazy_exports(__name__, _HOMES)

@@ -11,9 +11,10 @@ first use, so ``shapes`` (the JSON shapes) costs the CLI nothing more.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from vec_inf_flows import errors
+from vec_inf_flows._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from vec_inf_flows.catalog.schema import ModelConfig
@@ -72,17 +73,10 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "VecInfClient":
-        from vec_inf_flows.compat.client import VecInfClient
+_HOMES = {
+    "VecInfClient": "vec_inf_flows.compat.client",
+    "ModelConfig": "vec_inf_flows.catalog.schema",
+    **{name: "vec_inf_flows.compat.models" for name in _MODELS},
+}
 
-        return VecInfClient
-    if name in _MODELS:
-        from vec_inf_flows.compat import models
-
-        return getattr(models, name)
-    if name == "ModelConfig":
-        from vec_inf_flows.catalog.schema import ModelConfig
-
-        return ModelConfig
-    raise AttributeError(f"module 'vec_inf_flows.compat' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _HOMES)

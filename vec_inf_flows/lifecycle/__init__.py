@@ -7,8 +7,9 @@ must not pay for pydantic, which the lease and owner models need.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from vec_inf_flows._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from vec_inf_flows.lifecycle.evidence import LeaseState
@@ -52,7 +53,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'vec_inf_flows.lifecycle' has no attribute {name!r}")
-    return getattr(importlib.import_module(_HOMES[name]), name)
+__getattr__ = lazy_exports(__name__, _HOMES)

@@ -11,8 +11,9 @@ group machinery (pydantic) to do so.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from vec_inf_flows._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from vec_inf_flows.replicas.budget import GpuBudget
@@ -56,7 +57,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'vec_inf_flows.replicas' has no attribute {name!r}")
-    return getattr(importlib.import_module(_HOMES[name]), name)
+__getattr__ = lazy_exports(__name__, _HOMES)
