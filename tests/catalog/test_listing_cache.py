@@ -17,7 +17,15 @@ from vec_inf_flows.errors import ConfigWarning
 def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "state"
     monkeypatch.setenv("VEC_INF_FLOWS_HOME", str(home))
+    for name in listing_cache._ENV_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     return home
+
+
+@pytest.fixture
+def no_shipped_listing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The state-home cache on its own (the shipped listing would answer the default case)."""
+    monkeypatch.setattr(listing_cache, "SHIPPED_PATH", tmp_path / "not-shipped.json")
 
 
 def _cache_files(state_home: Path) -> list[Path]:
@@ -39,6 +47,7 @@ def _built(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
+@pytest.mark.usefixtures("no_shipped_listing")
 def test_second_listing_is_read_back_and_private(
     state_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -82,6 +91,7 @@ def test_warnings_are_repeated_from_the_cache(
         load_listing()
 
 
+@pytest.mark.usefixtures("no_shipped_listing")
 def test_a_cache_others_may_write_is_ignored(
     state_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -94,6 +104,7 @@ def test_a_cache_others_may_write_is_ignored(
     assert cache.stat().st_mode & 0o777 == 0o600  # rewritten, private again
 
 
+@pytest.mark.usefixtures("no_shipped_listing")
 def test_a_corrupt_cache_is_rebuilt(state_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     load_listing()
     (cache,) = _cache_files(state_home)
@@ -103,6 +114,7 @@ def test_a_corrupt_cache_is_rebuilt(state_home: Path, monkeypatch: pytest.Monkey
     assert len(load_listing().rows) >= 129 and builds == [1]
 
 
+@pytest.mark.usefixtures("no_shipped_listing")
 def test_the_builtin_catalog_is_part_of_the_stamp(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -115,3 +127,34 @@ def test_the_builtin_catalog_is_part_of_the_stamp(
     os.utime(builtin, (stamp, stamp))
     load_listing()
     assert builds == [1]
+
+
+def test_the_shipped_listing_is_a_fresh_build_of_the_builtin_catalog() -> None:
+    """Regenerate with ``python -m vec_inf_flows.catalog.listing_cache`` after editing
+    models.yaml or the schema."""
+    assert listing_cache.SHIPPED_PATH.read_text(encoding="utf-8") == (
+        listing_cache.shipped_document()
+    )
+
+
+def test_a_first_listing_with_nothing_set_builds_nothing(
+    state_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builds = _built(monkeypatch)
+    listing = load_listing()
+    assert builds == [] and _cache_files(state_home) == []
+    assert len(listing.rows) >= 129 and listing == listing_cache.build_listing({})[0]
+
+
+def test_the_shipped_listing_gives_way_to_any_setting_or_an_edited_builtin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builds = _built(monkeypatch)
+    monkeypatch.setenv("VEC_INF_PARTITION", "gpu")
+    assert load_listing().configs["Qwen3-8B"]["partition"] == "gpu"
+    monkeypatch.delenv("VEC_INF_PARTITION")
+    edited = tmp_path / "models.yaml"
+    edited.write_text(Path(listing_cache.BUILTIN_PATH).read_text() + "\n# edited\n")
+    monkeypatch.setattr(listing_cache, "BUILTIN_PATH", str(edited))
+    load_listing()
+    assert builds == [1, 1]

@@ -15,7 +15,7 @@ from vec_inf_flows.sim.process import SimServer
 from vec_inf_flows.workload import Replica, RetryPolicy, RunOptions, run_chunk
 from vec_inf_flows.workload.concurrency import Window
 from vec_inf_flows.workload.membership import Drain, Joined, Left, MembershipChange
-from vec_inf_flows.workload.replicas import NoLiveReplicaError, ReplicaPool
+from vec_inf_flows.workload.replicas import NoLiveReplicaError, Outcome, ReplicaPool
 
 from .conftest import read_records, sim_args, write_requests
 
@@ -193,3 +193,31 @@ def test_a_drained_replica_finishes_what_it_holds_and_gets_nothing_new(tmp_path:
     assert 0 < len(on_drained) < 40
     last = seen["last_drain"]
     assert isinstance(last, Drain) and last.chosen == [] and last.idle.is_set()
+
+
+def test_draining_picks_the_replica_done_soonest_not_the_one_holding_fewest_requests() -> None:
+    """An evaluation's tail: one replica holds one long generation, another two short ones.
+    Draining the long one would hold its GPUs until the very end (the elastic group's release
+    used to land only with the run's last request that way)."""
+
+    async def go() -> tuple[str | None, str | None]:
+        pool = ReplicaPool([Replica("http://short:1/v1"), Replica("http://long:1/v1")])
+        first_short = await pool.acquire(max_tokens=20)
+        holds_long = await pool.acquire(max_tokens=2000)
+        second_short = await pool.acquire(max_tokens=20)
+        assert first_short is second_short is not holds_long
+        idle = asyncio.Event()
+        chosen = await pool.drain(None, "backlog drained", idle)
+        pool.release(first_short, Outcome.OK, max_tokens=20)
+        pool.release(second_short, Outcome.OK, max_tokens=20)
+        assert idle.is_set() and holds_long.alive
+        assert (holds_long.outstanding, holds_long.held_tokens) == (1, 2000)
+        # Without sizes (requests that do not say max_tokens) the count decides.
+        plain = ReplicaPool([Replica("http://a:1/v1"), Replica("http://b:1/v1")])
+        busy = await plain.acquire()
+        await plain.acquire()
+        await plain.acquire()
+        plain.release(busy, Outcome.OK)
+        return chosen, await plain.drain(None, "backlog drained", asyncio.Event())
+
+    assert asyncio.run(go()) == ("http://short:1/v1", "http://a:1/v1")

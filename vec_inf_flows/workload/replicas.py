@@ -56,6 +56,7 @@ class Outcome(StrEnum):
 class ReplicaState:
     replica: Replica
     outstanding: int = 0
+    held_tokens: int = 0  # the max_tokens of what it holds: how long its tail may run
     consecutive_failures: int = 0
     sent: int = 0
     alive: bool = True
@@ -89,14 +90,16 @@ class ReplicaPool:
     def live(self) -> list[ReplicaState]:
         return [state for state in self.states if state.alive]
 
-    async def acquire(self) -> ReplicaState:
-        """The live replica with the fewest outstanding requests (waits for one to join)."""
+    async def acquire(self, max_tokens: int = 0) -> ReplicaState:
+        """The live replica with the fewest outstanding requests (waits for one to join);
+        ``max_tokens`` is the request's (given back by ``release``)."""
         async with self._changed:
             while True:
                 live = self.live
                 if live:
                     chosen = min(live, key=lambda state: (state.outstanding, state.sent))
                     chosen.outstanding += 1
+                    chosen.held_tokens += max_tokens
                     chosen.sent += 1
                     return chosen
                 if not self._replacing and not self.expecting:
@@ -110,8 +113,11 @@ class ReplicaPool:
         state.sent -= 1
         return state.replica
 
-    def release(self, state: ReplicaState, outcome: Outcome, detail: str = "") -> None:
+    def release(
+        self, state: ReplicaState, outcome: Outcome, detail: str = "", max_tokens: int = 0
+    ) -> None:
         state.outstanding -= 1
+        state.held_tokens -= max_tokens
         if state.idle is not None and state.outstanding <= 0:
             state.idle.set()
         if outcome is Outcome.OK:
@@ -153,11 +159,13 @@ class ReplicaPool:
     async def drain(self, base_url: str | None, reason: str, idle: asyncio.Event) -> str | None:
         """Send a replica nothing new; what it holds finishes there (nothing is moved or sent
         twice); ``idle`` is set once it holds nothing (at once for a URL never seen). Without
-        ``base_url``: the live replica holding the fewest requests, never the last one. Returns
-        the URL drained."""
+        ``base_url``: the live replica likely to be done first (the least ``max_tokens`` held,
+        then the fewest requests), never the last one: one long generation outlasts many short
+        ones. Returns the URL drained."""
         live = self.live
         if base_url is None:
-            state = min(live, key=lambda s: s.outstanding) if len(live) > 1 else None
+            soonest = min(live, key=lambda s: (s.held_tokens, s.outstanding))
+            state = soonest if len(live) > 1 else None
         else:
             url = base_url.rstrip("/")
             state = next((s for s in live if s.replica.base_url == url), None)

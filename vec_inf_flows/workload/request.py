@@ -63,6 +63,16 @@ class WorkRequest:
     def stream(self) -> bool:
         return self.body.get("stream") is True
 
+    @property
+    def max_tokens(self) -> int:
+        """The generation it asks for at most (0 when it does not say): a replica's share of
+        the work still to do, which a count of requests hides when one is far longer."""
+        for key in ("max_tokens", "max_completion_tokens"):
+            value = self.body.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+        return 0
+
 
 def derived_id(line: int, raw: bytes) -> str:
     """An id stable across reruns of the same file: the line number plus a content hash."""

@@ -290,7 +290,7 @@ class _Run:
         number = 0
         while number < policy.max_attempts:
             # NoLiveReplicaError propagates: it ends the run and leaves this id for the rerun.
-            state = await self.pool.acquire()
+            state = await self.pool.acquire(request.max_tokens)
             replica_url = state.replica.base_url
             attempt = None
             try:
@@ -298,7 +298,8 @@ class _Run:
             finally:
                 detail = attempt.error.type if attempt and attempt.error else ""
                 # A cancelled or moved attempt says nothing about the replica's health.
-                self.pool.release(state, attempt.health if attempt else Outcome.OK, detail)
+                health = attempt.health if attempt else Outcome.OK
+                self.pool.release(state, health, detail, request.max_tokens)
             if attempt is None:  # its replica left while it was in flight: try another
                 continue
             number += 1
