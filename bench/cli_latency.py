@@ -3,9 +3,11 @@
 Every command runs as a fresh process, as a user types it. Runs are interleaved pairwise
 (anchor, ours / ours, anchor, alternating who goes first) so both see the same machine load;
 the ratio ours/anchor of medians is the figure to read, absolute times move with the load.
-Ours answers ``list`` from a listing it precompiles on first use (and again after any config
-change); the last row times that first call. ``status`` is timed in status_scaling.py (it
-needs servers on the cluster).
+Ours answers ``list`` from a precompiled listing: the built-in catalog's ships in the package,
+one with the user's config files is built on first use (and again after any change); the last
+two rows time a first call in a fresh state home, without and with a config file
+(``VEC_INF_CONFIG``: the guide's custom-model example; the anchor reads the same file).
+``status`` is timed in status_scaling.py (it needs servers on the cluster).
 
     .venv/bin/python bench/cli_latency.py [--runs 10] [--model Meta-Llama-3.1-8B-Instruct] [--json]
 
@@ -36,22 +38,34 @@ from _common import (
 DEFAULT_MODEL = "Meta-Llama-3.1-8B-Instruct"  # in both catalogs
 
 
-COLD = "list, listing not built yet"  # ours from an empty state home: it builds the listing
+FIRST = "list, first call"  # ours from an empty state home: the shipped listing
+FIRST_WITH_CONFIG = "list, first call with VEC_INF_CONFIG"  # ours builds the listing
+COLD = (FIRST, FIRST_WITH_CONFIG)
+GUIDE_CONFIG = Path(__file__).parents[1] / "tests" / "fixtures" / "guide" / "my-model-config.yaml"
 
 
-def command_cases(model: str) -> list[tuple[str, list[str]]]:
+def command_cases(model: str, config: Path) -> list[tuple[str, list[str], dict[str, str]]]:
+    """(label, arguments, variables both tools get on top of the bench environment)."""
     return [
-        ("--help", ["--help"]),
-        ("list", ["list"]),
-        (f"list {model}", ["list", model]),
-        ("list --json-mode", ["list", "--json-mode"]),
-        (f"list {model} --json-mode", ["list", model, "--json-mode"]),
-        (COLD, ["list"]),
+        ("--help", ["--help"], {}),
+        ("list", ["list"], {}),
+        (f"list {model}", ["list", model], {}),
+        ("list --json-mode", ["list", "--json-mode"], {}),
+        (f"list {model} --json-mode", ["list", model, "--json-mode"], {}),
+        (FIRST, ["list"], {}),
+        (FIRST_WITH_CONFIG, ["list"], {"VEC_INF_CONFIG": str(config)}),
     ]
 
 
-def _cold(env: dict[str, str], home: Path, run: int) -> dict[str, str]:
-    """A state home of its own for one run: the precompiled listing must be built again."""
+def user_config(home: Path) -> Path:
+    """The guide's custom-model file, its weights placeholder pointing into ``home``."""
+    path = home / "my-model-config.yaml"
+    path.write_text(GUIDE_CONFIG.read_text().replace("WEIGHTS_DIR", str(home / "weights")))
+    return path
+
+
+def _cold(env: dict[str, str], home: Path, run: str) -> dict[str, str]:
+    """A state home of its own for one run: nothing precompiled there yet."""
     return {**env, "VEC_INF_FLOWS_HOME": str(home / f"cold-{run}")}
 
 
@@ -63,23 +77,22 @@ def main() -> int:
     args = parser.parse_args()
 
     tools = {"anchor": str(ensure_anchor()), "ours": str(ensure_ours())}
-    cases = command_cases(args.model)
-    results: dict[str, dict[str, Samples]] = {label: {} for label, _ in cases}
     with tempfile.TemporaryDirectory(prefix="bench-cli-") as home:
-        env = bench_environment(Path(home))
+        cases = command_cases(args.model, user_config(Path(home)))
+        results: dict[str, dict[str, Samples]] = {label: {} for label, _, _ in cases}
         interpreter = Samples()
         print(f"load average before: {load_average()}; {args.runs} runs per command and tool")
-        for label, argv in cases:
+        for label, argv, variables in cases:
+            env = bench_environment(Path(home), variables)
             for name, executable in tools.items():  # warm the page cache; not counted
                 _check(timed_run([executable, *argv], env), name, label)
             samples = {name: Samples() for name in tools}
             for index in range(args.runs):
                 order = list(tools) if index % 2 == 0 else list(reversed(tools))
                 for name in order:
-                    cold = label == COLD and name == "ours"
-                    run = timed_run(
-                        [tools[name], *argv], _cold(env, Path(home), index) if cold else env
-                    )
+                    cold = label in COLD and name == "ours"
+                    where = _cold(env, Path(home), f"{label}-{index}") if cold else env
+                    run = timed_run([tools[name], *argv], where)
                     _check(run, name, label)
                     samples[name].add(run)
             results[label] = samples
