@@ -66,7 +66,8 @@ def test_evaluate_scores_lm_eval_tasks_exactly_and_compares_runs(
 
     first = evaluate(
         [MODEL],
-        lm_eval=LmEvalSpec(tasks=[GEN, MC, BROKEN], include_path=my_tasks),
+        # acc_norm where a task reports it (the multiple-choice one); the other keeps exact_match
+        lm_eval=LmEvalSpec(tasks=[GEN, MC, BROKEN], include_path=my_tasks, metric="acc_norm"),
         output_dir=str(root),
         evaluation_name=name,
         regression_threshold=0.1,
@@ -85,7 +86,7 @@ def test_evaluate_scores_lm_eval_tasks_exactly_and_compares_runs(
     gen, mc, broken = rows.values()
     assert (gen.status, gen.score, gen.scorer) == ("ok", gen_1, "lm-eval:exact_match")
     assert gen.lm_eval is not None and gen.lm_eval.filter == "last_word"
-    assert (mc.status, mc.score, mc.scorer) == ("ok", mc_1, "lm-eval:acc")
+    assert (mc.status, mc.score, mc.scorer) == ("ok", mc_1, "lm-eval:acc_norm")
     assert mc.lm_eval is not None and mc.lm_eval.n_samples == 24
     assert broken.status == "failed" and broken.score is None and broken.error is not None
     assert broken.error.startswith("FileNotFoundError: ") and "\n" not in broken.error
@@ -101,7 +102,7 @@ def test_evaluate_scores_lm_eval_tasks_exactly_and_compares_runs(
     summary = json.loads((folder / "summary.json").read_text())
     assert [(r["dataset"], r["scorer"], r["score"]) for r in summary["rows"]] == [
         (f"lm-eval:{GEN}", "lm-eval:exact_match", gen_1),
-        (f"lm-eval:{MC}", "lm-eval:acc", mc_1),
+        (f"lm-eval:{MC}", "lm-eval:acc_norm", mc_1),
         (f"lm-eval:{BROKEN}", None, None),
     ]
     jobs.assert_none_left()
@@ -112,6 +113,7 @@ def test_evaluate_scores_lm_eval_tasks_exactly_and_compares_runs(
         "--models", MODEL,
         "--lm-eval-task", GEN,
         "--lm-eval-task", MC,
+        "--lm-eval-metric", "acc_norm",
         "--output-dir", str(root),
         "--param", f"evaluation_name={name}",
         "--param", "regression_threshold=0.1",
@@ -136,7 +138,7 @@ def test_evaluate_scores_lm_eval_tasks_exactly_and_compares_runs(
     assert [entry.flow_run_id for entry in history] == [flow_run_id, payload["flow_run_id"]]
     assert [(r.dataset, r.scorer, r.score, r.scored) for r in history[1].rows] == [
         (f"lm-eval:{GEN}", "lm-eval:exact_match", gen_2, 24),
-        (f"lm-eval:{MC}", "lm-eval:acc", mc_2, 24),
+        (f"lm-eval:{MC}", "lm-eval:acc_norm", mc_2, 24),
     ]
     (event,) = wait_until(lambda: regression_events(name), 30, "the regression event")
     assert event["resource"]["vec-inf.dataset"] == f"lm-eval:{MC}"

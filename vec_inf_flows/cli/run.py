@@ -115,6 +115,12 @@ def _add_lm_eval_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--lm-eval-fewshot", type=int, help="Few-shot examples per lm-eval doc.")
     run.add_argument("--lm-eval-include", help="A folder of lm-eval task YAMLs (local data).")
     run.add_argument(
+        "--lm-eval-metric",
+        metavar="NAME[,FILTER]",
+        help="Score lm-eval rows by this metric where a task reports it (acc_norm, "
+        "exact_match,strict-match); default: acc, else exact_match.",
+    )
+    run.add_argument(
         "--lm-eval-chat-template",
         action="store_true",
         default=None,
@@ -130,6 +136,7 @@ def lm_eval_parameter(args: argparse.Namespace) -> dict[str, Any] | None:
         "num_fewshot": args.lm_eval_fewshot,
         "include_path": args.lm_eval_include,
         "apply_chat_template": args.lm_eval_chat_template,
+        "metric": args.lm_eval_metric,
     }
     given = {key: value for key, value in fields.items() if value is not None}
     if not given:

@@ -56,6 +56,12 @@ class LmEvalSpec(_Model):
     timeout_s: float | None = Field(
         default=None, gt=0, description="Wall-time limit of one lm-eval process."
     )
+    metric: str | None = Field(
+        default=None,
+        pattern=r"^[\w.-]+(,[\w.-]+)?$",
+        description="Score rows by this metric where a task reports it, as NAME or "
+        "NAME,FILTER (acc_norm; exact_match,strict-match); default: acc, else exact_match.",
+    )
 
 
 class Metric(_Model):
@@ -90,7 +96,7 @@ class LmEvalScore(_Model):
     choice, ``exact_match`` for generation, else the first metric the task reports)."""
 
     task: str = Field(description="The lm-eval task (or group) name.")
-    metric: str | None = Field(default=None, description="The primary metric's name.")
+    metric: str | None = Field(default=None, description="The metric the row is scored by.")
     filter: str = Field(default="none", description="The lm-eval filter it was read under.")
     value: float | None = Field(default=None, description="Its value (0 to 1 for acc, em).")
     stderr: float | None = None

@@ -83,10 +83,16 @@ def error_line(stderr: str, returncode: int) -> str:
     return f"lm-eval exited with code {returncode}{detail}"[:500]
 
 
-def primary_score(result: TaskResult) -> LmEvalScore:
-    """The task's primary metric (``PRIMARY_METRICS``, under the first filter that has it)."""
+def primary_score(result: TaskResult, wanted: str | None = None) -> LmEvalScore:
+    """The metric a row is scored by: ``wanted`` (``NAME`` or ``NAME,FILTER``) where the task
+    reports it, else the task's primary one (``PRIMARY_METRICS``, under the first filter that
+    has it). A task without the wanted metric keeps its primary one, and the row names it."""
+    name, _, filter_ = (wanted or "").partition(",")
+    chosen_first = [
+        m for m in result.metrics if m.name == name and (not filter_ or m.filter == filter_)
+    ]
     ranked = [m for name in PRIMARY_METRICS for m in result.metrics if m.name == name]
-    candidates = ranked or result.metrics
+    candidates = chosen_first or ranked or result.metrics
     chosen = candidates[0] if candidates else None
     return LmEvalScore(
         task=result.task,

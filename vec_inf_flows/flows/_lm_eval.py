@@ -2,7 +2,8 @@
 replica group's router), one ``EvaluationRow`` per model × lm-eval task.
 
 A row's dataset is ``lm-eval:<task>`` and its score the task's primary metric (``acc`` for
-multiple choice, ``exact_match`` for generation), its scorer ``lm-eval:<metric>``: so the summary
+multiple choice, ``exact_match`` for generation) or the spec's ``metric`` where the task reports
+it, its scorer ``lm-eval:<metric>``: so the summary
 table, the history and the regression events carry it like any dataset's score.
 """
 
@@ -63,7 +64,9 @@ def server_for_lm_eval(target: ServerHandle | ServingGroup) -> EvalServer:
     )
 
 
-def report_rows(report: LmEvalReport, job_id: str | None) -> list[EvaluationRow]:
+def report_rows(
+    report: LmEvalReport, job_id: str | None, metric: str | None = None
+) -> list[EvaluationRow]:
     """One row per task lm-eval reported on (a group's subtasks too)."""
     return [
         EvaluationRow(
@@ -72,7 +75,7 @@ def report_rows(report: LmEvalReport, job_id: str | None) -> list[EvaluationRow]
             job_id=job_id,
             status="ok" if result.ok else "failed",
             error=result.error,
-            lm_eval=primary_score(result),
+            lm_eval=primary_score(result, metric),
         )
         for result in report.tasks
     ]
@@ -81,4 +84,4 @@ def report_rows(report: LmEvalReport, job_id: str | None) -> list[EvaluationRow]
 def run_lm_eval_rows(target: ServerHandle | ServingGroup, job: LmEvalJob) -> list[EvaluationRow]:
     """Run the job's lm-eval tasks against the target as one task run; rows per task."""
     report = run_lm_eval_task(server_for_lm_eval(target), job.spec, str(job.output_dir))
-    return report_rows(report, target.job_id)
+    return report_rows(report, target.job_id, job.spec.metric)

@@ -161,7 +161,8 @@ def evaluate(
             datasets (offline: bundled tasks vec_inf_qa_gen and vec_inf_qa_mc, task YAMLs with
             local data, or built-in tasks whose data is local). One row per model and task,
             dataset "lm-eval:TASK", scored by the task's primary metric (acc for multiple
-            choice, exact_match for generation); lm-eval's files go to the run's folder,
+            choice, exact_match for generation) or by lm_eval.metric where the task reports
+            it; lm-eval's files go to the run's folder,
             under MODEL/lm-eval/. With replicas, lm-eval talks to the group's router.
     """
     output_dir = output_dir or str(default_root())
