@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -143,7 +144,11 @@ def test_a_first_listing_with_nothing_set_builds_nothing(
     builds = _built(monkeypatch)
     listing = load_listing()
     assert builds == [] and _cache_files(state_home) == []
-    assert len(listing.rows) >= 129 and listing == listing_cache.build_listing({})[0]
+    built = listing_cache.build_listing({})[0]
+    assert len(listing.rows) >= 129 and listing == built
+    # in the same order too: `list MODEL` shows the fields (and a model's env) as they come
+    assert json.dumps(listing.configs) == json.dumps(built.configs)
+    assert json.dumps(listing.rows) == json.dumps(built.rows)
 
 
 def test_the_shipped_listing_gives_way_to_any_setting_or_an_edited_builtin(
