@@ -56,7 +56,7 @@ pid_alive() {
     pid=$(<"$file")
     [[ $pid =~ ^[0-9]+$ ]] && [[ -r /proc/$pid/cmdline ]] || return 1
     read -r program node <<<"$(daemon_of "$file")"
-    mapfile -d '' -t args <"/proc/$pid/cmdline" 2>/dev/null || return 1
+    mapfile -d '' -t args 2>/dev/null <"/proc/$pid/cmdline" || return 1
     ((${#args[@]} > 0)) && [[ $(basename "${args[0]}") == "$program" ]] || return 1
     [[ -z $node ]] || [[ " ${args[*]} " == *" -N $node "* ]]
 }
