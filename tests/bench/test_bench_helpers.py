@@ -56,10 +56,14 @@ def test_ratio_reads_ours_over_anchor() -> None:
     assert _common.ratio(1.0, 0.0).strip() == "n/a"
 
 
-def test_latency_cases_ask_both_tools_about_the_same_model() -> None:
-    cases = dict(cli_latency.command_cases("Some-Model"))
-    assert cases["--help"] == ["--help"]
-    assert cases["list Some-Model --json-mode"] == ["list", "Some-Model", "--json-mode"]
+def test_latency_cases_ask_both_tools_about_the_same_model(tmp_path: Path) -> None:
+    config = cli_latency.user_config(tmp_path)
+    assert "WEIGHTS_DIR" not in config.read_text() and str(tmp_path) in config.read_text()
+    cases = {label: (argv, env) for label, argv, env in cli_latency.command_cases("M", config)}
+    assert cases["--help"] == (["--help"], {})
+    assert cases["list M --json-mode"] == (["list", "M", "--json-mode"], {})
+    assert cases[cli_latency.FIRST] == (["list"], {})
+    assert cases[cli_latency.FIRST_WITH_CONFIG] == (["list"], {"VEC_INF_CONFIG": str(config)})
 
 
 def test_counting_shim_logs_each_call_and_runs_the_real_command(tmp_path: Path) -> None:
