@@ -87,12 +87,14 @@ def primary_score(result: TaskResult, wanted: str | None = None) -> LmEvalScore:
     """The metric a row is scored by: ``wanted`` (``NAME`` or ``NAME,FILTER``) where the task
     reports it, else the task's primary one (``PRIMARY_METRICS``, under the first filter that
     has it). A task without the wanted metric keeps its primary one, and the row names it."""
-    name, _, filter_ = (wanted or "").partition(",")
-    chosen_first = [
-        m for m in result.metrics if m.name == name and (not filter_ or m.filter == filter_)
+    wanted_name, _, wanted_filter = (wanted or "").partition(",")
+    asked = [
+        m
+        for m in result.metrics
+        if m.name == wanted_name and (not wanted_filter or m.filter == wanted_filter)
     ]
     ranked = [m for name in PRIMARY_METRICS for m in result.metrics if m.name == name]
-    candidates = chosen_first or ranked or result.metrics
+    candidates = asked or ranked or result.metrics
     chosen = candidates[0] if candidates else None
     return LmEvalScore(
         task=result.task,

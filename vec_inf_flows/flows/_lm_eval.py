@@ -3,8 +3,8 @@ replica group's router), one ``EvaluationRow`` per model × lm-eval task.
 
 A row's dataset is ``lm-eval:<task>`` and its score the task's primary metric (``acc`` for
 multiple choice, ``exact_match`` for generation) or the spec's ``metric`` where the task reports
-it, its scorer ``lm-eval:<metric>``: so the summary
-table, the history and the regression events carry it like any dataset's score.
+it, its scorer ``lm-eval:<metric>``: so the summary table, the history and the regression events
+carry it like any dataset's score.
 """
 
 from __future__ import annotations
