@@ -130,6 +130,46 @@ class Family:
             time.sleep(0.05)
 
 
+# vLLM's CPU workers name their shared-memory segments after the port of the distributed init
+# (``PORT-pp:0-[0-1]-cpushm_RANK``) and unlink them only on a clean exit. A killed job leaves them
+# in /dev/shm (RAM), and a later job that draws the same port dies at start-up with "create shm
+# in SHMManager failed. errno: 17" (EEXIST): seen here with 245 of them left by earlier tests.
+SHM_DIR = "/dev/shm"
+CPU_SHM_MARK = "-cpushm_"
+
+
+def mapped_files(directory: str) -> set[str]:
+    """The files in DIRECTORY a live process of ours maps (others' maps are not readable)."""
+    prefix = os.path.join(directory, "")
+    paths: set[str] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError), open(f"/proc/{entry}/maps") as maps:
+            for line in maps:
+                fields = line.split(None, 5)
+                if len(fields) == 6 and fields[5].startswith(prefix):
+                    paths.add(fields[5].rstrip("\n"))
+    return paths
+
+
+def clear_stale_cpu_shm(shm_dir: str = SHM_DIR) -> list[str]:
+    """Remove vLLM CPU segments of this user that no live process maps; their names."""
+    try:
+        names = [name for name in os.listdir(shm_dir) if CPU_SHM_MARK in name]
+    except OSError:
+        return []
+    in_use = mapped_files(shm_dir) if names else set()
+    removed: list[str] = []
+    for name in names:
+        path = os.path.join(shm_dir, name)
+        with contextlib.suppress(OSError):
+            if os.stat(path).st_uid == os.getuid() and path not in in_use:
+                os.unlink(path)
+                removed.append(name)
+    return removed
+
+
 def exit_like(code: int) -> None:
     if code < 0:
         with contextlib.suppress(OSError, ValueError):

@@ -76,6 +76,14 @@ def read_note(rank: int) -> str | None:
         return None
 
 
+def clear_shm() -> None:
+    """Before a node's part starts and after it ended: no segment of a killed engine is left
+    to collide with this one's (``nodeprocs.clear_stale_cpu_shm``)."""
+    removed = nodeprocs.clear_stale_cpu_shm()
+    if removed:
+        nodeprocs.log(f"{node_name()}: removed {len(removed)} stale vLLM CPU segments (/dev/shm)")
+
+
 def run_node(args: argparse.Namespace) -> int:
     """One node's part (a Ray worker, or a headless vLLM) as an srun step."""
     nodeprocs.become_subreaper()
@@ -83,6 +91,7 @@ def run_node(args: argparse.Namespace) -> int:
     family.install()
     command, env, temp_dir = list(args.command), dict(os.environ), None
     name = f"{os.path.basename(command[0])} on {node_name()} (rank {args.rank})"
+    clear_shm()
     try:
         if args.ray_worker:
             start = nodeports.choose_block(args.job_id, args.rank, args.nnodes, args.attempt)
@@ -113,6 +122,7 @@ def run_node(args: argparse.Namespace) -> int:
     family.teardown(grace=0.0 if args.ray_worker else nodeprocs.GRACE_SECONDS)
     if temp_dir is not None:
         nodeports.remove_ray_temp_dir(temp_dir)
+    clear_shm()
     code = family.ended.get("command", 1)
     return code if family.stop_signal is None else -family.stop_signal
 
@@ -256,6 +266,7 @@ class Head:
         self.family.install()
         for signum in (signal.SIGUSR1, signal.SIGUSR2):  # for the launcher alone
             signal.signal(signum, self._to_launcher)
+        clear_shm()
         try:
             started = self.start_ray() if self.args.mode == "ray" else self.start_native()
             code = self.supervise() if started else 1
@@ -266,6 +277,7 @@ class Head:
         self.family.teardown()
         if self.temp_dir:
             nodeports.remove_ray_temp_dir(self.temp_dir)
+        clear_shm()
         return -self.family.stop_signal if self.family.stop_signal is not None else code
 
     def stop_ray_head(self) -> None:
