@@ -136,6 +136,7 @@ class Family:
 # in SHMManager failed. errno: 17" (EEXIST): seen here with 245 of them left by earlier tests.
 SHM_DIR = "/dev/shm"
 CPU_SHM_MARK = "-cpushm_"
+SHM_MIN_AGE_SECONDS = 60.0  # younger ones may belong to an engine between creating and mapping
 
 
 def mapped_files(directory: str) -> set[str]:
@@ -153,8 +154,9 @@ def mapped_files(directory: str) -> set[str]:
     return paths
 
 
-def clear_stale_cpu_shm(shm_dir: str = SHM_DIR) -> list[str]:
-    """Remove vLLM CPU segments of this user that no live process maps; their names."""
+def clear_stale_cpu_shm(shm_dir: str = SHM_DIR, min_age: float = SHM_MIN_AGE_SECONDS) -> list[str]:
+    """Remove vLLM CPU segments of this user, older than MIN_AGE seconds, that no live
+    process maps; their names. (Another job on the node may be starting its engine.)"""
     try:
         names = [name for name in os.listdir(shm_dir) if CPU_SHM_MARK in name]
     except OSError:
@@ -164,7 +166,9 @@ def clear_stale_cpu_shm(shm_dir: str = SHM_DIR) -> list[str]:
     for name in names:
         path = os.path.join(shm_dir, name)
         with contextlib.suppress(OSError):
-            if os.stat(path).st_uid == os.getuid() and path not in in_use:
+            stat = os.stat(path)
+            old_enough = time.time() - stat.st_mtime >= min_age
+            if stat.st_uid == os.getuid() and old_enough and path not in in_use:
                 os.unlink(path)
                 removed.append(name)
     return removed
