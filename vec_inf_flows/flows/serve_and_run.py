@@ -169,7 +169,6 @@ def serve_and_run(
     work = Work(
         dataset, workload, chunk_size, output_dir, output, scorer, retry_failed, batch_output
     )
-    work.check()  # before anything is launched
     with launched_servers(where, lease) as servers:
         if scale.grouped:
             result = serve_group(
